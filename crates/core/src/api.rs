@@ -1,0 +1,365 @@
+//! Request and response bodies of the REST API, with their validation.
+
+use crate::limits::*;
+use crate::model::{
+    AliasTarget, App, Canary, ExecConfig, FunctionErrorCode, FunctionMeta, Runtime,
+};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// `POST /apps`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    /// App name, `[a-z0-9][a-z0-9-]{0,62}`.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `POST /apps/{app}/functions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFunction {
+    /// Function name, `[a-z0-9][a-z0-9-]{0,62}`.
+    pub name: String,
+    /// Runtime; default `wasm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
+    /// Memory in MiB; default 128, wasm range 16–4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// Timeout in ms; default 30000, max 900000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Hosts the function may call over HTTP; default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// JSON Schema of the input event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub input_schema: Option<serde_json::Value>,
+    /// JSON Schema of the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<serde_json::Value>,
+    /// Documented error codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_codes: Option<Vec<FunctionErrorCode>>,
+}
+
+/// `PATCH /apps/{app}/functions/{fn}`: every field optional; absent fields are kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFunction {
+    /// Memory in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// Timeout in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Replaces the environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Replaces the allowed hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Replaces the tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// JSON Schema of the input event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub input_schema: Option<serde_json::Value>,
+    /// JSON Schema of the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<serde_json::Value>,
+    /// Documented error codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_codes: Option<Vec<FunctionErrorCode>>,
+}
+
+/// `POST .../versions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishVersion {
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `PUT .../aliases/{alias}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutAlias {
+    /// Main version.
+    pub version: u32,
+    /// Optional weighted canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+}
+
+impl PutAlias {
+    /// Checks the weight range and that the canary differs from the main version.
+    pub fn validate(&self) -> Result<AliasTarget> {
+        if let Some(c) = self.canary {
+            if c.weight > 100 {
+                return Err(Error::invalid("canary.weight must be between 0 and 100"));
+            }
+            if c.version == self.version {
+                return Err(Error::invalid("canary.version must differ from version"));
+            }
+        }
+        Ok(AliasTarget { version: self.version, canary: self.canary })
+    }
+}
+
+/// A list response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct List<T> {
+    /// The items.
+    pub items: Vec<T>,
+}
+
+/// `GET /apps` etc. return apps in a list.
+pub type AppList = List<App>;
+
+/// Result of `POST .../invoke`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InvokeResult {
+    /// Invocation id.
+    pub invocation_id: String,
+    /// Version that ran (`None` for the draft).
+    pub version: Option<u32>,
+    /// HTTP status the function answered with.
+    pub status: u16,
+    /// The response body: JSON if it parses as JSON, otherwise a string.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+fn validate_meta_fields(
+    description: Option<&String>,
+    tags: Option<&Vec<String>>,
+    schemas: [Option<&serde_json::Value>; 2],
+) -> Result<()> {
+    if description.is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES) {
+        return Err(Error::invalid(format!(
+            "description is longer than {MAX_DESCRIPTION_BYTES} bytes"
+        )));
+    }
+    if let Some(tags) = tags {
+        if tags.len() > MAX_TAGS {
+            return Err(Error::invalid(format!("at most {MAX_TAGS} tags are allowed")));
+        }
+        if tags.iter().any(|t| t.is_empty() || t.len() > 64) {
+            return Err(Error::invalid("tags must be 1–64 bytes long"));
+        }
+    }
+    for schema in schemas.into_iter().flatten() {
+        if !schema.is_object() && !schema.is_boolean() {
+            return Err(Error::invalid(
+                "input_schema and output_schema must be JSON Schema objects",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Validates an execution config against the limits of its runtime.
+pub fn validate_exec_config(c: &ExecConfig) -> Result<()> {
+    let (min, max) = match c.runtime {
+        Runtime::Wasm => (MIN_WASM_MEMORY_MB, MAX_WASM_MEMORY_MB),
+    };
+    if c.memory_mb < min || c.memory_mb > max {
+        return Err(Error::invalid(format!(
+            "memory_mb must be between {min} and {max} for runtime {}",
+            c.runtime.as_str()
+        )));
+    }
+    if c.timeout_ms == 0 || c.timeout_ms > MAX_TIMEOUT_MS {
+        return Err(Error::invalid(format!(
+            "timeout_ms must be between 1 and {MAX_TIMEOUT_MS}"
+        )));
+    }
+    let env_size: usize = c.env.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if env_size > MAX_ENV_BYTES {
+        return Err(Error::invalid(format!(
+            "env is {env_size} bytes; the limit is {MAX_ENV_BYTES}"
+        )));
+    }
+    for key in c.env.keys() {
+        let valid = !key.is_empty()
+            && !key.as_bytes()[0].is_ascii_digit()
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(Error::invalid(format!(
+                "env name {key:?} must match [A-Za-z_][A-Za-z0-9_]*"
+            )));
+        }
+    }
+    if c.allowed_hosts.len() > MAX_ALLOWED_HOSTS {
+        return Err(Error::invalid(format!(
+            "at most {MAX_ALLOWED_HOSTS} allowed_hosts are allowed"
+        )));
+    }
+    for host in &c.allowed_hosts {
+        let valid = !host.is_empty()
+            && host.len() <= 255
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]*".contains(&b));
+        if !valid {
+            return Err(Error::invalid(format!(
+                "allowed_hosts entry {host:?} must be a host or host:port"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl CreateFunction {
+    /// Applies defaults and validates; returns the draft config and metadata.
+    pub fn into_parts(self) -> Result<(String, ExecConfig, FunctionMeta)> {
+        crate::names::validate_name("function", &self.name)?;
+        validate_meta_fields(
+            self.description.as_ref(),
+            self.tags.as_ref(),
+            [self.input_schema.as_ref(), self.output_schema.as_ref()],
+        )?;
+        let config = ExecConfig {
+            runtime: self.runtime.unwrap_or_default(),
+            memory_mb: self.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+            timeout_ms: self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            env: self.env.unwrap_or_default(),
+            allowed_hosts: self.allowed_hosts.unwrap_or_default(),
+        };
+        validate_exec_config(&config)?;
+        let meta = FunctionMeta {
+            description: self.description.unwrap_or_default(),
+            tags: self.tags.unwrap_or_default(),
+            input_schema: self.input_schema,
+            output_schema: self.output_schema,
+            error_codes: self.error_codes.unwrap_or_default(),
+        };
+        Ok((self.name, config, meta))
+    }
+}
+
+impl UpdateFunction {
+    /// Applies the present fields to a draft config and metadata, then validates.
+    pub fn apply(self, config: &mut ExecConfig, meta: &mut FunctionMeta) -> Result<()> {
+        validate_meta_fields(
+            self.description.as_ref(),
+            self.tags.as_ref(),
+            [self.input_schema.as_ref(), self.output_schema.as_ref()],
+        )?;
+        let mut next = config.clone();
+        if let Some(v) = self.memory_mb {
+            next.memory_mb = v;
+        }
+        if let Some(v) = self.timeout_ms {
+            next.timeout_ms = v;
+        }
+        if let Some(v) = self.env {
+            next.env = v;
+        }
+        if let Some(v) = self.allowed_hosts {
+            next.allowed_hosts = v;
+        }
+        validate_exec_config(&next)?;
+        *config = next;
+        if let Some(v) = self.description {
+            meta.description = v;
+        }
+        if let Some(v) = self.tags {
+            meta.tags = v;
+        }
+        if self.input_schema.is_some() {
+            meta.input_schema = self.input_schema;
+        }
+        if self.output_schema.is_some() {
+            meta.output_schema = self.output_schema;
+        }
+        if let Some(v) = self.error_codes {
+            meta.error_codes = v;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_limits() {
+        let (name, c, _) = CreateFunction { name: "f".into(), ..Default::default() }
+            .into_parts()
+            .unwrap();
+        assert_eq!(name, "f");
+        assert_eq!((c.memory_mb, c.timeout_ms), (128, 30_000));
+        for bad in [
+            CreateFunction { name: "f".into(), memory_mb: Some(8), ..Default::default() },
+            CreateFunction { name: "f".into(), memory_mb: Some(5000), ..Default::default() },
+            CreateFunction { name: "f".into(), timeout_ms: Some(0), ..Default::default() },
+            CreateFunction { name: "f".into(), timeout_ms: Some(900_001), ..Default::default() },
+            CreateFunction {
+                name: "f".into(),
+                env: Some([("1X".to_string(), "v".to_string())].into()),
+                ..Default::default()
+            },
+            CreateFunction {
+                name: "f".into(),
+                env: Some([("BIG".to_string(), "v".repeat(5000))].into()),
+                ..Default::default()
+            },
+            CreateFunction {
+                name: "f".into(),
+                allowed_hosts: Some(vec!["a b".into()]),
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.clone().into_parts().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn update_is_all_or_nothing() {
+        let (_, mut c, mut m) =
+            CreateFunction { name: "f".into(), ..Default::default() }.into_parts().unwrap();
+        let before = c.clone();
+        let err = UpdateFunction { memory_mb: Some(1), timeout_ms: Some(5), ..Default::default() }
+            .apply(&mut c, &mut m);
+        assert!(err.is_err());
+        assert_eq!(c, before);
+        UpdateFunction { timeout_ms: Some(5), ..Default::default() }.apply(&mut c, &mut m).unwrap();
+        assert_eq!(c.timeout_ms, 5);
+    }
+
+    #[test]
+    fn alias_validation() {
+        let ok = PutAlias { version: 1, canary: Some(Canary { version: 2, weight: 50 }) };
+        assert!(ok.validate().is_ok());
+        let same = PutAlias { version: 1, canary: Some(Canary { version: 1, weight: 5 }) };
+        assert!(same.validate().is_err());
+        let heavy = PutAlias { version: 1, canary: Some(Canary { version: 2, weight: 101 }) };
+        assert!(heavy.validate().is_err());
+    }
+}

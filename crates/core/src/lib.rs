@@ -1,0 +1,13 @@
+//! Core types of Arcus: names and qualifiers, function specs, API request and response
+//! types, error codes, invocation records, and the traits at the platform's open points
+//! (`Store`, `BlobStore`). This crate does no I/O; every other crate depends on it.
+
+pub mod api;
+pub mod error;
+pub mod limits;
+pub mod model;
+pub mod names;
+pub mod record;
+pub mod store;
+
+pub use error::{Error, ErrorCode, Result};

@@ -1,0 +1,30 @@
+//! Numeric limits with their documented defaults (see `docs/limits.md`).
+
+/// Largest accepted wasm component upload (100 MiB).
+pub const MAX_WASM_CODE_BYTES: usize = 100 * 1024 * 1024;
+/// Largest synchronous invocation payload (6 MiB).
+pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Largest JSON body accepted by control-plane endpoints (1 MiB).
+pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
+/// Default memory of a function in MiB.
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Smallest memory of a wasm function in MiB.
+pub const MIN_WASM_MEMORY_MB: u32 = 16;
+/// Largest memory of a wasm function in MiB.
+pub const MAX_WASM_MEMORY_MB: u32 = 4096;
+/// Default timeout of an invocation in milliseconds.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Largest timeout of an invocation in milliseconds (900 s).
+pub const MAX_TIMEOUT_MS: u64 = 900_000;
+/// Largest total size of a function's environment (names + values), in bytes.
+pub const MAX_ENV_BYTES: usize = 4096;
+/// Largest number of allowed outbound hosts per function.
+pub const MAX_ALLOWED_HOSTS: usize = 64;
+/// Largest number of tags per function.
+pub const MAX_TAGS: usize = 32;
+/// Largest description length in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 1024;
+/// Largest captured log output of one invocation (1 MiB); further output is dropped.
+pub const MAX_LOG_BYTES_PER_INVOCATION: usize = 1024 * 1024;
+/// Largest number of records or log lines one list request returns.
+pub const MAX_LIST_LIMIT: u32 = 1000;

@@ -1,0 +1,148 @@
+//! Invocation records and log lines.
+
+use crate::model::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// How an invocation ended. A closed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvocationStatus {
+    /// The function answered.
+    Succeeded,
+    /// The function trapped, crashed or reported an error.
+    Failed,
+    /// The function ran past its deadline and was stopped.
+    TimedOut,
+}
+
+impl InvocationStatus {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvocationStatus::Succeeded => "succeeded",
+            InvocationStatus::Failed => "failed",
+            InvocationStatus::TimedOut => "timed_out",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "succeeded" => Some(Self::Succeeded),
+            "failed" => Some(Self::Failed),
+            "timed_out" => Some(Self::TimedOut),
+            _ => None,
+        }
+    }
+}
+
+/// What started an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// A request on `/fn/...`.
+    Http,
+    /// `POST .../invoke` on the REST API.
+    Api,
+}
+
+impl TriggerKind {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Http => "http",
+            TriggerKind::Api => "api",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http" => Some(Self::Http),
+            "api" => Some(Self::Api),
+            _ => None,
+        }
+    }
+}
+
+/// One execution of a function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InvocationRecord {
+    /// Invocation id (also the request id of a sync call).
+    pub id: String,
+    /// App name.
+    pub app: String,
+    /// Function name.
+    pub function: String,
+    /// Version run; `None` for the draft.
+    pub version: Option<u32>,
+    /// What started it.
+    pub trigger: TriggerKind,
+    /// How it ended.
+    pub status: InvocationStatus,
+    /// Error code when it did not succeed.
+    pub error_code: Option<String>,
+    /// HTTP status the function answered with, if any.
+    pub http_status: Option<u16>,
+    /// Wall-clock duration in microseconds.
+    pub duration_us: u64,
+    /// Whether the component had to be loaded for this call.
+    pub cold_start: bool,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    /// Guest standard output.
+    Stdout,
+    /// Guest standard error.
+    Stderr,
+    /// Lines written by the platform about the invocation (errors, traps).
+    Platform,
+}
+
+impl LogStream {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::Platform => "platform",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "stdout" => Some(Self::Stdout),
+            "stderr" => Some(Self::Stderr),
+            "platform" => Some(Self::Platform),
+            _ => None,
+        }
+    }
+}
+
+/// One line of output of an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogLine {
+    /// The invocation that wrote it.
+    pub invocation_id: String,
+    /// App name.
+    pub app: String,
+    /// Function name.
+    pub function: String,
+    /// Which stream.
+    pub stream: LogStream,
+    /// When it was captured.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub timestamp: Timestamp,
+    /// The text, without the trailing newline.
+    pub message: String,
+}
