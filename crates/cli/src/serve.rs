@@ -1,10 +1,129 @@
-//! `arcus serve`: wires store, runtime, engine and gateway into a running node.
+//! `arcus serve`: wires store, runtime, engine and gateway into a running node and stops
+//! it gracefully on SIGTERM/SIGINT.
 
-/// Flags of `arcus serve` (placeholder until the node is wired).
+use crate::config::{Config, Overrides};
+use anyhow::{Context, Result};
+use arcus_engine::{Engine, EngineConfig};
+use arcus_gateway::{AppState, Auth};
+use arcus_runtime_wasm::{WasmConfig, WasmRuntime};
+use arcus_store::{LocalBlobStore, SqliteStore};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Flags of `arcus serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "ARCUS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ARCUS_LISTEN")]
+    listen: Option<String>,
+    /// Data directory [default: ./arcus-data].
+    #[arg(long, env = "ARCUS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 
 /// Runs the node until SIGTERM/SIGINT.
-pub async fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not wired yet")
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARCUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let config = Config::load(Overrides {
+        config_file: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        admin_token: std::env::var("ARCUS_ADMIN_TOKEN").ok(),
+    })?;
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
+    let store = Arc::new(SqliteStore::open(&data.join("arcus.db")).await.context("cannot open the store")?);
+    let blobs = Arc::new(LocalBlobStore::new(data.join("blobs")));
+    let auth = admin_auth(&*store, &config, data).await?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let mut wasm_config = WasmConfig::new(data.join("artefacts"));
+    wasm_config.max_instances = config.wasm_max_instances;
+    let wasm = WasmRuntime::new(wasm_config)?;
+    let engine = Engine::new(
+        store,
+        blobs,
+        wasm,
+        EngineConfig { max_loaded_components: config.max_loaded_components, protected_addrs: vec![addr] },
+    );
+    let app = arcus_gateway::router(AppState { engine: engine.clone(), auth });
+    eprintln!("arcus listening on http://{addr}");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+    shutdown_signal().await;
+    eprintln!("arcus: shutting down; waiting up to {:?} for in-flight requests", config.shutdown_grace);
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(joined) => joined?.context("server failed")?,
+        Err(_) => eprintln!("arcus: grace period over; closing remaining connections"),
+    }
+    engine.flush().await;
+    eprintln!("arcus: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Resolves the admin token: `ARCUS_ADMIN_TOKEN` if set; else the stored hash; else a new
+/// token, printed once, stored hashed, and written to `<data-dir>/admin-token` (0600).
+async fn admin_auth(store: &dyn arcus_core::store::Store, config: &Config, data: &Path) -> Result<Auth> {
+    let hash = match &config.admin_token {
+        Some(token) => Auth::hash(token),
+        None => match store.get_setting(ADMIN_TOKEN_SETTING).await? {
+            Some(hash) => hash,
+            None => {
+                let token = hex::encode(rand::random::<[u8; 32]>());
+                let hash = Auth::hash(&token);
+                write_token_file(&data.join("admin-token"), &token)?;
+                store.put_setting(ADMIN_TOKEN_SETTING, &hash).await?;
+                eprintln!("arcus: generated admin token (shown once; also in {}/admin-token):\n{token}", data.display());
+                hash
+            }
+        },
+    };
+    Auth::from_hash_hex(&hash).context("stored admin token hash is corrupt")
+}
+
+fn write_token_file(path: &Path, token: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(token.as_bytes())?;
+    Ok(())
 }

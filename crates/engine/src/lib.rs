@@ -1,1 +1,81 @@
-//! placeholder
+//! The engine of an Arcus node: the registry of functions (validated control-plane
+//! operations over the `Store`), the dispatcher that resolves a qualifier to a version and
+//! runs it in a runtime, the cache of loaded components, and the background writer of
+//! invocation records and logs.
+
+mod cache;
+mod control;
+mod dispatch;
+mod recorder;
+
+pub use dispatch::{Invoked, Target, event_request};
+pub use recorder::Recorder;
+
+use arcus_core::store::{BlobStore, Store};
+use arcus_runtime_wasm::WasmRuntime;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How many loaded components are kept in memory (least recently used go first).
+    pub max_loaded_components: usize,
+    /// Addresses of the node (and its services) that functions may never reach.
+    pub protected_addrs: Vec<SocketAddr>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { max_loaded_components: 256, protected_addrs: Vec::new() }
+    }
+}
+
+/// A handle to the node's engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+    wasm: WasmRuntime,
+    routes: cache::RouteCache,
+    components: cache::ComponentCache,
+    recorder: Recorder,
+    protected: Arc<Vec<SocketAddr>>,
+}
+
+impl Engine {
+    /// Builds an engine and starts its record writer.
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: Arc<dyn BlobStore>,
+        wasm: WasmRuntime,
+        config: EngineConfig,
+    ) -> Self {
+        let recorder = Recorder::start(store.clone());
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                wasm,
+                routes: cache::RouteCache::default(),
+                components: cache::ComponentCache::new(config.max_loaded_components),
+                recorder,
+                protected: Arc::new(config.protected_addrs),
+            }),
+        }
+    }
+
+    /// The metadata store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Writes out pending records and logs; call before exiting.
+    pub async fn flush(&self) {
+        self.inner.recorder.flush().await;
+    }
+}

@@ -1,1 +1,83 @@
-//! placeholder
+//! The HTTP face of an Arcus node: function routes (`/fn/...`), the REST API
+//! (`/api/v1/...`) with its OpenAPI document, and health endpoints. Every response carries
+//! `x-arcus-request-id`; every error has the shape `{"error": {code, message, request_id}}`.
+
+mod api;
+mod auth;
+mod error;
+mod invoke;
+mod openapi;
+
+pub use auth::Auth;
+pub use error::{ApiError, REQUEST_ID};
+pub use openapi::ApiDoc;
+
+use arcus_core::limits::MAX_API_BODY_BYTES;
+use arcus_engine::Engine;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use utoipa::OpenApi;
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node's engine.
+    pub engine: Engine,
+    /// Token verification.
+    pub auth: Auth,
+}
+
+async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match s.auth.check(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The REST API router (`/api/v1/...`), token-protected except the OpenAPI document.
+fn api_router(state: AppState) -> Router<AppState> {
+    let fn_path = "/api/v1/apps/{app}/functions/{function}";
+    let protected = Router::new()
+        .route("/api/v1/apps", post(api::create_app).get(api::list_apps))
+        .route("/api/v1/apps/{app}", get(api::get_app).delete(api::delete_app))
+        .route("/api/v1/apps/{app}/functions", post(api::create_function).get(api::list_functions))
+        .route(fn_path, get(api::get_function).patch(api::update_function).delete(api::delete_function))
+        .route(&format!("{fn_path}/code"), axum::routing::put(api::put_code))
+        .route(&format!("{fn_path}/versions"), post(api::publish).get(api::list_versions))
+        .route(&format!("{fn_path}/versions/{{version}}"), get(api::get_version).delete(api::delete_version))
+        .route(&format!("{fn_path}/aliases"), get(api::list_aliases))
+        .route(
+            &format!("{fn_path}/aliases/{{alias}}"),
+            axum::routing::put(api::put_alias).get(api::get_alias).delete(api::delete_alias),
+        )
+        .route(&format!("{fn_path}/aliases/{{alias}}/rollback"), post(api::rollback_alias))
+        .route(&format!("{fn_path}/invoke"), post(api::invoke))
+        .route(&format!("{fn_path}/invocations"), get(api::invocations))
+        .route(&format!("{fn_path}/logs"), get(api::logs))
+        .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(state, require_token));
+    Router::new()
+        .route("/api/v1/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .merge(protected)
+}
+
+async fn ready(State(s): State<AppState>) -> Result<&'static str, ApiError> {
+    s.engine.store().get_setting("ready-probe").await?;
+    Ok("ready")
+}
+
+/// The whole node router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
+        .route("/readyz", get(ready))
+        .route("/fn/{*path}", any(invoke::fn_route))
+        .merge(api_router(state.clone()))
+        .fallback(error::not_found)
+        .layer(middleware::from_fn(error::request_id))
+        .with_state(state)
+}

@@ -1,0 +1,81 @@
+//! `arcus app create|list|delete`.
+
+use crate::opts::ClientOpts;
+use crate::output::{Table, or_dash, outln, print_json, print_json_list, time};
+use crate::target::parse_app;
+use arcus_core::api::CreateApp;
+
+/// `arcus app ...`.
+#[derive(Debug, clap::Args)]
+pub struct AppCmd {
+    #[command(flatten)]
+    opts: ClientOpts,
+    #[command(subcommand)]
+    command: AppCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AppCommand {
+    /// Create an app.
+    Create {
+        /// App name, [a-z0-9][a-z0-9-]{0,62}.
+        #[arg(value_parser = parse_app)]
+        name: String,
+        /// Free-text description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List apps.
+    List,
+    /// Delete an app.
+    Delete {
+        /// App name.
+        #[arg(value_parser = parse_app)]
+        name: String,
+        /// Also delete the app's functions (otherwise an app with functions is kept).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs an `app` subcommand.
+pub async fn run(cmd: AppCmd) -> anyhow::Result<()> {
+    let ctx = cmd.opts.connect()?;
+    let client = &ctx.client;
+    match cmd.command {
+        AppCommand::Create { name, description } => {
+            let body = CreateApp {
+                name,
+                description: description.unwrap_or_default(),
+            };
+            let app = client.create_app(&body).await?;
+            if ctx.json {
+                print_json(&app)?;
+            } else {
+                outln!("created app {}", app.name);
+            }
+        }
+        AppCommand::List => {
+            let apps = client.list_apps().await?;
+            if ctx.json {
+                return print_json_list(&apps);
+            }
+            let mut table = Table::new(&["NAME", "CREATED", "DESCRIPTION"]);
+            for app in &apps {
+                table.row(vec![
+                    app.name.clone(),
+                    time(app.created_at),
+                    or_dash(&app.description),
+                ]);
+            }
+            table.print()?;
+        }
+        AppCommand::Delete { name, force } => {
+            client.delete_app(&name, force).await?;
+            if !ctx.json {
+                outln!("deleted app {name}");
+            }
+        }
+    }
+    Ok(())
+}

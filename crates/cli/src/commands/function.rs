@@ -1,0 +1,254 @@
+//! `arcus fn create|list|get|delete`, and the execution-config flags shared with
+//! `arcus deploy`.
+
+use crate::opts::ClientOpts;
+use crate::output::{Table, or_dash, outln, print_json, print_json_list, short_sha, time};
+use crate::target::{FnRef, parse_app, parse_env};
+use arcus_core::api::{CreateFunction, UpdateFunction};
+use arcus_core::model::Function;
+use std::collections::BTreeMap;
+
+/// Execution-config flags of `fn create` and `deploy`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FnConfigArgs {
+    /// Memory limit in MiB (16–4096) [server default: 128].
+    #[arg(long, value_name = "MB")]
+    pub memory: Option<u32>,
+
+    /// Timeout of one invocation in milliseconds (max 900000) [server default: 30000].
+    #[arg(long, value_name = "N")]
+    pub timeout_ms: Option<u64>,
+
+    /// Environment variable; repeatable. When given, replaces the whole environment.
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// Host or host:port the function may call over HTTP; repeatable. When given,
+    /// replaces the whole list.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    pub allow_hosts: Vec<String>,
+}
+
+impl FnConfigArgs {
+    /// Whether no flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none()
+            && self.timeout_ms.is_none()
+            && self.env.is_empty()
+            && self.allow_hosts.is_empty()
+    }
+
+    fn env_map(&self) -> Option<BTreeMap<String, String>> {
+        (!self.env.is_empty()).then(|| self.env.iter().cloned().collect())
+    }
+
+    fn hosts(&self) -> Option<Vec<String>> {
+        (!self.allow_hosts.is_empty()).then(|| self.allow_hosts.clone())
+    }
+
+    /// The body creating function `name` with these flags.
+    pub fn to_create(&self, name: &str, description: Option<String>) -> CreateFunction {
+        CreateFunction {
+            name: name.to_string(),
+            memory_mb: self.memory,
+            timeout_ms: self.timeout_ms,
+            env: self.env_map(),
+            allowed_hosts: self.hosts(),
+            description,
+            ..Default::default()
+        }
+    }
+
+    /// The body changing exactly the given flags.
+    pub fn to_update(&self) -> UpdateFunction {
+        UpdateFunction {
+            memory_mb: self.memory,
+            timeout_ms: self.timeout_ms,
+            env: self.env_map(),
+            allowed_hosts: self.hosts(),
+            ..Default::default()
+        }
+    }
+}
+
+/// `arcus fn ...`.
+#[derive(Debug, clap::Args)]
+pub struct FnCmd {
+    #[command(flatten)]
+    opts: ClientOpts,
+    #[command(subcommand)]
+    command: FnCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum FnCommand {
+    /// Create a function (without code; see `arcus deploy`).
+    Create {
+        /// The function, as <app>/<fn>.
+        target: FnRef,
+        #[command(flatten)]
+        config: FnConfigArgs,
+        /// Free-text description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List the functions of an app.
+    List {
+        /// App name.
+        #[arg(value_parser = parse_app)]
+        app: String,
+    },
+    /// Show a function's draft configuration.
+    Get {
+        /// The function, as <app>/<fn>.
+        target: FnRef,
+    },
+    /// Delete a function with its versions and aliases.
+    Delete {
+        /// The function, as <app>/<fn>.
+        target: FnRef,
+    },
+}
+
+/// Runs an `fn` subcommand.
+pub async fn run(cmd: FnCmd) -> anyhow::Result<()> {
+    let ctx = cmd.opts.connect()?;
+    let client = &ctx.client;
+    match cmd.command {
+        FnCommand::Create {
+            target,
+            config,
+            description,
+        } => {
+            let body = config.to_create(&target.function, description);
+            let f = client.create_function(&target.app, &body).await?;
+            if ctx.json {
+                print_json(&f)?;
+            } else {
+                outln!("created function {}/{}", f.app, f.name);
+            }
+        }
+        FnCommand::List { app } => {
+            let functions = client.list_functions(&app).await?;
+            if ctx.json {
+                return print_json_list(&functions);
+            }
+            let mut table = Table::new(&[
+                "NAME",
+                "MEMORY",
+                "TIMEOUT",
+                "CODE",
+                "UPDATED",
+                "DESCRIPTION",
+            ]);
+            for f in &functions {
+                table.row(vec![
+                    f.name.clone(),
+                    format!("{} MB", f.config.memory_mb),
+                    format!("{} ms", f.config.timeout_ms),
+                    f.code
+                        .as_ref()
+                        .map_or("-".to_string(), |c| short_sha(&c.sha256).to_string()),
+                    time(f.updated_at),
+                    or_dash(&f.meta.description),
+                ]);
+            }
+            table.print()?;
+        }
+        FnCommand::Get { target } => {
+            let f = client.get_function(&target.app, &target.function).await?;
+            if ctx.json {
+                print_json(&f)?;
+            } else {
+                describe(&f)?;
+            }
+        }
+        FnCommand::Delete { target } => {
+            client
+                .delete_function(&target.app, &target.function)
+                .await?;
+            if !ctx.json {
+                outln!("deleted function {target}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints a function as `key  value` lines.
+fn describe(f: &Function) -> anyhow::Result<()> {
+    let env = f
+        .config
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>();
+    let code = match &f.code {
+        Some(c) => format!("sha256:{} ({} bytes)", c.sha256, c.size),
+        None => "none".to_string(),
+    };
+    let mut t = Table::without_header();
+    for (key, value) in [
+        ("function", format!("{}/{}", f.app, f.name)),
+        ("id", f.id.clone()),
+        ("runtime", f.config.runtime.as_str().to_string()),
+        ("memory", format!("{} MB", f.config.memory_mb)),
+        ("timeout", format!("{} ms", f.config.timeout_ms)),
+        ("env", or_dash(&env.join(" "))),
+        ("allowed hosts", or_dash(&f.config.allowed_hosts.join(" "))),
+        ("code", code),
+        ("description", or_dash(&f.meta.description)),
+        ("tags", or_dash(&f.meta.tags.join(" "))),
+        ("created", time(f.created_at)),
+        ("updated", time(f.updated_at)),
+    ] {
+        t.row(vec![format!("{key}:"), value]);
+    }
+    t.print()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        config: FnConfigArgs,
+    }
+
+    #[test]
+    fn config_flags() {
+        let p = Probe::try_parse_from([
+            "x",
+            "--memory",
+            "256",
+            "--env",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "--allow-host",
+            "h:443",
+        ])
+        .unwrap();
+        assert!(!p.config.is_empty());
+        let update = p.config.to_update();
+        assert_eq!(update.memory_mb, Some(256));
+        assert_eq!(update.timeout_ms, None);
+        let env = update.env.unwrap();
+        assert_eq!(env.get("B").map(String::as_str), Some("x=y"));
+        assert_eq!(update.allowed_hosts, Some(vec!["h:443".to_string()]));
+        let create = p.config.to_create("f", None);
+        assert_eq!(create.name, "f");
+        assert_eq!(create.memory_mb, Some(256));
+
+        let none = Probe::try_parse_from(["x"]).unwrap();
+        assert!(none.config.is_empty());
+        let update = serde_json::to_string(&none.config.to_update()).unwrap();
+        assert_eq!(update, "{}");
+        assert!(Probe::try_parse_from(["x", "--env", "NOEQUALS"]).is_err());
+        assert!(Probe::try_parse_from(["x", "--memory", "lots"]).is_err());
+    }
+}

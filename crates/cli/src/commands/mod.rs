@@ -1,0 +1,9 @@
+//! The client subcommands, one module per command group.
+
+pub mod alias;
+pub mod app;
+pub mod deploy;
+pub mod function;
+pub mod invoke;
+pub mod observe;
+pub mod versions;

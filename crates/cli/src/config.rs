@@ -1,0 +1,148 @@
+//! The node's typed configuration: defaults, then a TOML file, then `ARCUS_*` environment
+//! variables, then flags. Validated at start-up; unknown keys and bad values are errors
+//! that name the key.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The settings a TOML config file may contain (every key optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Directory of the database, code blobs and compiled artefacts.
+    pub data_dir: Option<PathBuf>,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_s: Option<u64>,
+    /// Wasm runtime settings.
+    #[serde(default)]
+    pub wasm: WasmFileConfig,
+}
+
+/// `[wasm]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmFileConfig {
+    /// Wasm instances that may run at once on this node.
+    pub max_instances: Option<u32>,
+    /// Loaded components kept in memory.
+    pub max_loaded_components: Option<usize>,
+}
+
+/// Validated configuration of `arcus serve`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Data directory (default `./arcus-data`).
+    pub data_dir: PathBuf,
+    /// Admin token from `ARCUS_ADMIN_TOKEN`, if set.
+    pub admin_token: Option<String>,
+    /// Grace period for in-flight requests at shutdown (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Concurrent wasm instances (default 1000).
+    pub wasm_max_instances: u32,
+    /// Loaded components kept in memory (default 256).
+    pub max_loaded_components: usize,
+}
+
+/// Values given on the command line or in the environment (already merged by clap).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// Path of a TOML file.
+    pub config_file: Option<PathBuf>,
+    /// `--listen` / `ARCUS_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `ARCUS_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `ARCUS_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
+}
+
+impl Config {
+    /// Builds and validates the configuration.
+    pub fn load(o: Overrides) -> Result<Self> {
+        let file = match &o.config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen_text = o.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid `listen` (--listen / ARCUS_LISTEN): {listen_text:?} is not an address like 127.0.0.1:8080"))?;
+        let shutdown_grace_s = file.shutdown_grace_s.unwrap_or(30);
+        if shutdown_grace_s > 3600 {
+            bail!("invalid `shutdown_grace_s`: {shutdown_grace_s} is over 3600");
+        }
+        let wasm_max_instances = file.wasm.max_instances.unwrap_or(1000);
+        if !(1..=100_000).contains(&wasm_max_instances) {
+            bail!("invalid `wasm.max_instances`: {wasm_max_instances} is not in 1..=100000");
+        }
+        let max_loaded_components = file.wasm.max_loaded_components.unwrap_or(256);
+        if !(1..=100_000).contains(&max_loaded_components) {
+            bail!("invalid `wasm.max_loaded_components`: {max_loaded_components} is not in 1..=100000");
+        }
+        let admin_token = o.admin_token.filter(|t| !t.is_empty());
+        if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("invalid `ARCUS_ADMIN_TOKEN`: it must be at least 16 characters");
+        }
+        Ok(Self {
+            listen,
+            data_dir: o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./arcus-data")),
+            admin_token,
+            shutdown_grace: Duration::from_secs(shutdown_grace_s),
+            wasm_max_instances,
+            max_loaded_components,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arcus.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Overrides { config_file: Some(path), ..Default::default() })
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./arcus-data"));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let c = with_file("listen = \"127.0.0.1:9000\"\n[wasm]\nmax_instances = 10\n").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.wasm_max_instances, 10);
+        let c = Config::load(Overrides { listen: Some("127.0.0.1:9100".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = with_file("listen = \"127.0.0.1:9000\"\nbogus = 1\n").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = with_file("[wasm]\nmax_instances = 0\n").unwrap_err().to_string();
+        assert!(e.contains("wasm.max_instances"), "{e}");
+        let e = Config::load(Overrides { listen: Some("nope".into()), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = Config::load(Overrides { admin_token: Some("short".into()), ..Default::default() }).unwrap_err().to_string();
+        assert!(e.contains("ARCUS_ADMIN_TOKEN"), "{e}");
+    }
+}

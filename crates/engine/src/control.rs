@@ -1,0 +1,151 @@
+//! Control-plane operations: validated, stored, and reflected in the routing cache.
+
+use crate::Engine;
+use arcus_core::api::{CreateApp, CreateFunction, PublishVersion, PutAlias, UpdateFunction};
+use arcus_core::model::{Alias, App, Function, Timestamp, Version};
+use arcus_core::names::{validate_alias, validate_name};
+use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::store::RecordQuery;
+use arcus_core::{Error, ErrorCode, Result};
+use arcus_runtime_wasm::WasmError;
+use sha2::{Digest, Sha256};
+
+fn now() -> Timestamp {
+    Timestamp::now_utc()
+}
+
+pub(crate) fn wasm_error(e: WasmError) -> Error {
+    match e {
+        WasmError::InvalidCode(m) => Error::new(ErrorCode::InvalidCode, m),
+        WasmError::Internal(m) => Error::internal(m),
+    }
+}
+
+impl Engine {
+    /// Creates an app.
+    pub async fn create_app(&self, req: CreateApp) -> Result<App> {
+        validate_name("app", &req.name)?;
+        if req.description.len() > arcus_core::limits::MAX_DESCRIPTION_BYTES {
+            return Err(Error::invalid("description is too long"));
+        }
+        let app = App { name: req.name, description: req.description, created_at: now() };
+        self.inner.store.create_app(&app).await?;
+        Ok(app)
+    }
+
+    /// Deletes an app (with its functions when `force`).
+    pub async fn delete_app(&self, name: &str, force: bool) -> Result<()> {
+        self.inner.store.delete_app(name, force).await?;
+        self.inner.routes.invalidate(name, None);
+        Ok(())
+    }
+
+    /// Creates a function with a draft config and no code.
+    pub async fn create_function(&self, app: &str, req: CreateFunction) -> Result<Function> {
+        let (name, config, meta) = req.into_parts()?;
+        let t = now();
+        let function = Function {
+            id: uuid::Uuid::now_v7().to_string(),
+            app: app.to_string(),
+            name,
+            config,
+            meta,
+            code: None,
+            created_at: t,
+            updated_at: t,
+        };
+        self.inner.store.create_function(&function).await?;
+        Ok(function)
+    }
+
+    /// Changes a function's draft config and metadata.
+    pub async fn update_function(&self, app: &str, name: &str, req: UpdateFunction) -> Result<Function> {
+        let mut f = self.inner.store.get_function(app, name).await?;
+        req.apply(&mut f.config, &mut f.meta)?;
+        f.updated_at = now();
+        self.inner.store.update_function(&f).await?;
+        self.inner.routes.invalidate(app, Some(name));
+        Ok(f)
+    }
+
+    /// Deletes a function with its versions and aliases.
+    pub async fn delete_function(&self, app: &str, name: &str) -> Result<()> {
+        self.inner.store.delete_function(app, name).await?;
+        self.inner.routes.invalidate(app, Some(name));
+        Ok(())
+    }
+
+    /// Validates, precompiles and stores new draft code. Nothing changes if it is invalid.
+    pub async fn upload_code(&self, app: &str, name: &str, code: Vec<u8>) -> Result<Function> {
+        let mut f = self.inner.store.get_function(app, name).await?;
+        if code.len() > arcus_core::limits::MAX_WASM_CODE_BYTES {
+            return Err(Error::new(ErrorCode::PayloadTooLarge, "code is over 100 MiB"));
+        }
+        let sha = hex::encode(Sha256::digest(&code));
+        self.inner.wasm.prepare(&sha, code.clone()).await.map_err(wasm_error)?;
+        let code_ref = self.inner.blobs.put(&code).await?;
+        f.code = Some(code_ref);
+        f.updated_at = now();
+        self.inner.store.update_function(&f).await?;
+        self.inner.routes.invalidate(app, Some(name));
+        Ok(f)
+    }
+
+    /// Publishes the draft as a new immutable version and pre-warms it.
+    pub async fn publish(&self, app: &str, name: &str, req: PublishVersion) -> Result<Version> {
+        if req.description.len() > arcus_core::limits::MAX_DESCRIPTION_BYTES {
+            return Err(Error::invalid("description is too long"));
+        }
+        let v = self.inner.store.publish_version(app, name, &req.description, now()).await?;
+        let this = self.clone();
+        let sha = v.sha256.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.component(&sha).await {
+                tracing::warn!(%sha, "pre-warm failed: {e}");
+            }
+        });
+        Ok(v)
+    }
+
+    /// Deletes a version no alias points at.
+    pub async fn delete_version(&self, app: &str, name: &str, version: u32) -> Result<()> {
+        self.inner.store.delete_version(app, name, version).await?;
+        self.inner.routes.invalidate(app, Some(name));
+        Ok(())
+    }
+
+    /// Creates or moves an alias.
+    pub async fn put_alias(&self, app: &str, name: &str, alias: &str, req: PutAlias) -> Result<Alias> {
+        validate_alias(alias)?;
+        let target = req.validate()?;
+        let a = self.inner.store.put_alias(app, name, alias, target, now()).await?;
+        self.inner.routes.invalidate(app, Some(name));
+        Ok(a)
+    }
+
+    /// Deletes an alias.
+    pub async fn delete_alias(&self, app: &str, name: &str, alias: &str) -> Result<()> {
+        self.inner.store.delete_alias(app, name, alias).await?;
+        self.inner.routes.invalidate(app, Some(name));
+        Ok(())
+    }
+
+    /// Points an alias back at its previous target.
+    pub async fn rollback_alias(&self, app: &str, name: &str, alias: &str) -> Result<Alias> {
+        let a = self.inner.store.rollback_alias(app, name, alias, now()).await?;
+        self.inner.routes.invalidate(app, Some(name));
+        Ok(a)
+    }
+
+    /// Recent invocation records of a function (checks that it exists).
+    pub async fn invocations(&self, app: &str, name: &str, q: &RecordQuery) -> Result<Vec<InvocationRecord>> {
+        self.inner.store.get_function(app, name).await?;
+        self.inner.store.list_invocations(app, name, q).await
+    }
+
+    /// Recent log lines of a function (checks that it exists).
+    pub async fn logs(&self, app: &str, name: &str, q: &RecordQuery) -> Result<Vec<LogLine>> {
+        self.inner.store.get_function(app, name).await?;
+        self.inner.store.list_logs(app, name, q).await
+    }
+}

@@ -1,0 +1,260 @@
+//! The data path: resolve `app/function@qualifier` to a version, load its component,
+//! run the request, and hand the record to the recorder.
+
+use crate::Engine;
+use crate::cache::Route;
+use crate::control::wasm_error;
+use arcus_core::model::{ExecConfig, Timestamp};
+use arcus_core::names::Qualifier;
+use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, TriggerKind};
+use arcus_core::{Error, ErrorCode, Result};
+use arcus_runtime_wasm::{
+    Completion, EgressPolicy, InvokeSpec, LoadSource, LoadedComponent, Outcome, ResponseBody,
+};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What to invoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// App name.
+    pub app: String,
+    /// Function name.
+    pub function: String,
+    /// Draft, version or alias.
+    pub qualifier: Qualifier,
+}
+
+/// A started invocation whose response head is ready.
+pub struct Invoked {
+    /// The invocation id (also the request id).
+    pub invocation_id: String,
+    /// The version that runs; `None` for the draft.
+    pub version: Option<u32>,
+    /// The function's response; the body streams while the function runs.
+    pub response: http::Response<ResponseBody>,
+}
+
+struct Resolved {
+    version: Option<u32>,
+    sha256: String,
+    config: ExecConfig,
+}
+
+/// Builds the request an event is delivered as: `POST /` with the JSON body.
+pub fn event_request(body: Bytes, trigger: TriggerKind, invocation_id: &str) -> http::Request<http_body_util::Full<Bytes>> {
+    let mut req = http::Request::new(http_body_util::Full::new(body));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = http::Uri::from_static("/");
+    let h = req.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    h.insert("x-arcus-trigger", http::HeaderValue::from_static(trigger.as_str()));
+    if let Ok(v) = http::HeaderValue::from_str(invocation_id) {
+        h.insert("x-arcus-invocation-id", v);
+    }
+    req
+}
+
+impl Engine {
+    /// Runs one request against a function.
+    pub async fn invoke<B>(
+        &self,
+        target: &Target,
+        invocation_id: String,
+        trigger: TriggerKind,
+        req: http::Request<B>,
+    ) -> Result<Invoked>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let started_at = Timestamp::now_utc();
+        let route = self.route(&target.app, &target.function).await?;
+        let resolved = self.resolve(&route, &target.qualifier).await?;
+        let (component, cold) = self.component(&resolved.sha256).await?;
+        let spec = self.spec(target, &resolved);
+        let timeout_ms = resolved.config.timeout_ms;
+        let inv = self.inner.wasm.invoke(component, spec, req).await;
+        let mut pending = PendingRecord {
+            recorder: self.inner.recorder.clone(),
+            record: InvocationRecord {
+                id: invocation_id.clone(),
+                app: target.app.clone(),
+                function: target.function.clone(),
+                version: resolved.version,
+                trigger,
+                status: InvocationStatus::Succeeded,
+                error_code: None,
+                http_status: None,
+                duration_us: 0,
+                cold_start: cold,
+                started_at,
+            },
+        };
+        match inv.response {
+            Ok(response) => {
+                pending.record.http_status = Some(response.status().as_u16());
+                tokio::spawn(async move {
+                    if let Ok(done) = inv.completion.await {
+                        pending.finish(done);
+                    }
+                });
+                Ok(Invoked { invocation_id, version: resolved.version, response })
+            }
+            Err(early) => {
+                let done = match tokio::time::timeout(Duration::from_secs(5), inv.completion).await {
+                    Ok(Ok(done)) => done,
+                    _ => Completion { outcome: early, logs: Vec::new(), duration: Duration::ZERO },
+                };
+                let err = outcome_error(&done.outcome, timeout_ms);
+                pending.finish(done);
+                Err(err)
+            }
+        }
+    }
+
+    async fn route(&self, app: &str, function: &str) -> Result<Arc<Route>> {
+        if let Some(r) = self.inner.routes.get(app, function) {
+            return Ok(r);
+        }
+        let generation = self.inner.routes.generation();
+        let store = &self.inner.store;
+        let f = store.get_function(app, function).await?;
+        let aliases: HashMap<_, _> = store
+            .list_aliases(app, function)
+            .await?
+            .into_iter()
+            .map(|a| (a.name, a.target))
+            .collect();
+        let route = Arc::new(Route::new(f, aliases));
+        self.inner.routes.insert_if_current(app, function, route.clone(), generation);
+        Ok(route)
+    }
+
+    async fn resolve(&self, route: &Route, q: &Qualifier) -> Result<Resolved> {
+        let f = &route.function;
+        let n = match q {
+            Qualifier::Draft => {
+                let code = f.code.as_ref().ok_or_else(|| {
+                    Error::new(ErrorCode::NotDeployed, "the function's draft has no code yet")
+                })?;
+                return Ok(Resolved { version: None, sha256: code.sha256.clone(), config: f.config.clone() });
+            }
+            Qualifier::Version(n) => *n,
+            Qualifier::Alias(name) => match route.aliases.get(name) {
+                Some(t) => t.pick(rand::random_range(0..100u8)),
+                None if name == Qualifier::DEFAULT_ALIAS => {
+                    return Err(Error::new(
+                        ErrorCode::NotDeployed,
+                        format!("{}/{} has no `live` alias; deploy it or name a version", f.app, f.name),
+                    ));
+                }
+                None => {
+                    return Err(Error::new(ErrorCode::AliasNotFound, format!("alias {name:?} does not exist")));
+                }
+            },
+        };
+        let v = match route.version(n) {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(self.inner.store.get_version(&f.app, &f.name, n).await?);
+                route.put_version(v.clone());
+                v
+            }
+        };
+        Ok(Resolved { version: Some(n), sha256: v.sha256.clone(), config: v.config.clone() })
+    }
+
+    /// The loaded component for a code hash, loading (and compiling if needed) at most once
+    /// concurrently; `true` when this call had to load it (a cold start).
+    pub(crate) async fn component(&self, sha: &str) -> Result<(Arc<LoadedComponent>, bool)> {
+        let cell = self.inner.components.cell(sha);
+        let mut cold = false;
+        let c = cell
+            .get_or_try_init(|| async {
+                cold = true;
+                let blobs = self.inner.blobs.clone();
+                let key = sha.to_string();
+                let (c, source) = self
+                    .inner
+                    .wasm
+                    .load(sha, || async move {
+                        blobs.get(&key).await.map_err(|e| arcus_runtime_wasm::WasmError::Internal(e.to_string()))
+                    })
+                    .await
+                    .map_err(wasm_error)?;
+                if source == LoadSource::Compiled {
+                    tracing::info!(%sha, "compiled component (no artefact was cached)");
+                }
+                Ok::<_, Error>(c)
+            })
+            .await?;
+        Ok((c.clone(), cold))
+    }
+
+    fn spec(&self, target: &Target, r: &Resolved) -> InvokeSpec {
+        let version = r.version.map_or_else(|| "draft".to_string(), |v| v.to_string());
+        let mut env: Vec<(String, String)> =
+            r.config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("ARCUS_APP".into(), target.app.clone()));
+        env.push(("ARCUS_FUNCTION".into(), target.function.clone()));
+        env.push(("ARCUS_FUNCTION_VERSION".into(), version));
+        env.push(("ARCUS_MEMORY_MB".into(), r.config.memory_mb.to_string()));
+        InvokeSpec {
+            memory_mb: r.config.memory_mb,
+            timeout: Duration::from_millis(r.config.timeout_ms),
+            env: Arc::new(env),
+            egress: EgressPolicy {
+                allowed_hosts: Arc::new(r.config.allowed_hosts.clone()),
+                protected: self.inner.protected.clone(),
+            },
+        }
+    }
+}
+
+fn outcome_error(outcome: &Outcome, timeout_ms: u64) -> Error {
+    match outcome {
+        Outcome::Ok => Error::new(ErrorCode::FunctionError, "the function returned without sending a response"),
+        Outcome::Trap(msg) if msg.is_empty() => Error::new(ErrorCode::FunctionError, "the function failed without sending a response"),
+        Outcome::Trap(msg) => Error::new(ErrorCode::FunctionError, format!("the function failed: {msg}")),
+        Outcome::Timeout => Error::new(ErrorCode::FunctionTimeout, format!("the function timed out after {timeout_ms} ms")),
+        Outcome::NoCapacity(msg) => Error::new(ErrorCode::NoCapacity, format!("no instance available: {msg}")),
+        Outcome::Internal(msg) => Error::internal(msg.clone()),
+    }
+}
+
+struct PendingRecord {
+    recorder: crate::Recorder,
+    record: InvocationRecord,
+}
+
+impl PendingRecord {
+    fn finish(mut self, done: Completion) {
+        let r = &mut self.record;
+        r.duration_us = u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX);
+        let (status, code) = match &done.outcome {
+            Outcome::Ok => (InvocationStatus::Succeeded, None),
+            Outcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),
+            Outcome::Trap(_) => (InvocationStatus::Failed, Some(ErrorCode::FunctionError)),
+            Outcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
+            Outcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
+        };
+        r.status = status;
+        r.error_code = code.map(|c| c.as_str().to_string());
+        let logs = done
+            .logs
+            .into_iter()
+            .map(|l| LogLine {
+                invocation_id: r.id.clone(),
+                app: r.app.clone(),
+                function: r.function.clone(),
+                stream: l.stream,
+                timestamp: l.timestamp,
+                message: l.message,
+            })
+            .collect();
+        self.recorder.record(self.record, logs);
+    }
+}

@@ -1,0 +1,99 @@
+//! Background writer of invocation records and log lines, in batches, off the hot path.
+
+use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest batch written in one transaction.
+const MAX_BATCH: usize = 512;
+/// How long an item may wait for its batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Items buffered before `record` starts dropping (and counting) them.
+const QUEUE_CAPACITY: usize = 100_000;
+
+enum Item {
+    Record(Box<InvocationRecord>, Vec<LogLine>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Queues records for the writer task; never blocks the caller.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Item>,
+}
+
+impl Recorder {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(run(store, rx));
+        Self { tx }
+    }
+
+    /// Queues one invocation's record and log lines.
+    pub fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
+        if self.tx.try_send(Item::Record(Box::new(record), logs)).is_err() {
+            tracing::warn!("record queue full; dropping an invocation record");
+        }
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Item::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
+    let mut records = Vec::new();
+    let mut logs = Vec::new();
+    let mut waiters = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
+        let mut next = Some(first);
+        loop {
+            match next.take() {
+                Some(Item::Record(r, l)) => {
+                    records.push(*r);
+                    logs.extend(l);
+                }
+                Some(Item::Flush(w)) => {
+                    waiters.push(w);
+                    break;
+                }
+                None => {}
+            }
+            if records.len() >= MAX_BATCH {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(item)) => next = Some(item),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        write(&*store, &mut records, &mut logs).await;
+        for w in waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+    write(&*store, &mut records, &mut logs).await;
+}
+
+async fn write(store: &dyn Store, records: &mut Vec<InvocationRecord>, logs: &mut Vec<LogLine>) {
+    if !records.is_empty() {
+        if let Err(e) = store.insert_invocations(records).await {
+            tracing::error!(count = records.len(), "cannot write invocation records: {e}");
+        }
+        records.clear();
+    }
+    for chunk in logs.chunks(MAX_BATCH * 4) {
+        if let Err(e) = store.insert_logs(chunk).await {
+            tracing::error!(count = chunk.len(), "cannot write log lines: {e}");
+        }
+    }
+    logs.clear();
+}

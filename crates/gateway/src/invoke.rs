@@ -1,0 +1,106 @@
+//! The function routes: `ANY /fn/{app}/{function}[@{qualifier}]/{path…}`.
+
+use crate::AppState;
+use crate::api::read_body;
+use crate::error::{ApiError, RequestId};
+use arcus_core::ErrorCode;
+use arcus_core::limits::MAX_SYNC_PAYLOAD_BYTES;
+use arcus_core::names::Qualifier;
+use arcus_core::record::TriggerKind;
+use arcus_engine::{Invoked, Target};
+use axum::body::Body;
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderValue, Uri};
+use axum::response::Response;
+
+/// Turns an engine response into an HTTP response with Arcus's headers.
+pub(crate) fn function_response(inv: Invoked) -> Response {
+    let (mut parts, body) = inv.response.into_parts();
+    if let Ok(v) = HeaderValue::from_str(&inv.invocation_id) {
+        parts.headers.insert("x-arcus-invocation-id", v);
+    }
+    if let Some(v) = inv.version {
+        parts.headers.insert("x-arcus-version", HeaderValue::from(v));
+    }
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// Splits `/fn/{app}/{fn}[@q]/{rest}` into the target, the prefix and the rest (raw).
+fn parse_fn_path(path: &str) -> Result<(String, String, Option<&str>, &str, &str), ApiError> {
+    let tail = path.strip_prefix("/fn/").unwrap_or_default();
+    let mut it = tail.splitn(3, '/');
+    let app = it.next().unwrap_or_default();
+    let fnq = it.next().unwrap_or_default();
+    let rest = it.next().unwrap_or_default();
+    if app.is_empty() || fnq.is_empty() {
+        return Err(ApiError::new(ErrorCode::NotFound, "expected /fn/{app}/{function}[@qualifier]/{path}"));
+    }
+    let (name, qualifier) = match fnq.split_once('@') {
+        Some((n, q)) => (n, Some(q)),
+        None => (fnq, None),
+    };
+    let prefix_len = "/fn/".len() + app.len() + 1 + fnq.len();
+    Ok((app.to_string(), name.to_string(), qualifier, &path[..prefix_len], rest))
+}
+
+/// Serves a request with a function.
+pub async fn fn_route(
+    State(s): State<AppState>,
+    Extension(RequestId(id)): Extension<RequestId>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let (app, function, qualifier, prefix, rest) = parse_fn_path(&path)?;
+    let qualifier = match qualifier {
+        None => Qualifier::live(),
+        Some(q) => Qualifier::parse(q)?,
+    };
+    if qualifier == Qualifier::Draft {
+        s.auth.check(&parts.headers)?;
+        parts.headers.remove(axum::http::header::AUTHORIZATION);
+    }
+    if let Some(len) = parts.headers.get(axum::http::header::CONTENT_LENGTH) {
+        let too_big = len.to_str().ok().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > MAX_SYNC_PAYLOAD_BYTES);
+        if too_big {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body is over the limit of {MAX_SYNC_PAYLOAD_BYTES} bytes"),
+            ));
+        }
+    }
+    let payload = read_body(body, MAX_SYNC_PAYLOAD_BYTES).await?;
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("/{rest}?{q}"),
+        None => format!("/{rest}"),
+    };
+    parts.uri = Uri::try_from(path_and_query)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("bad path: {e}")))?;
+    if let Ok(v) = HeaderValue::from_str(prefix) {
+        parts.headers.insert("x-forwarded-prefix", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        parts.headers.insert("x-arcus-invocation-id", v);
+    }
+    let req = axum::http::Request::from_parts(parts, http_body_util::Full::new(payload));
+    let target = Target { app, function, qualifier };
+    let invoked = s.engine.invoke(&target, id, TriggerKind::Http, req).await?;
+    Ok(function_response(invoked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_function_paths() {
+        let (a, f, q, prefix, rest) = parse_fn_path("/fn/shop/cart@v2/items/1").unwrap();
+        assert_eq!((a.as_str(), f.as_str(), q, prefix, rest), ("shop", "cart", Some("v2"), "/fn/shop/cart@v2", "items/1"));
+        let (_, f, q, prefix, rest) = parse_fn_path("/fn/shop/cart").unwrap();
+        assert_eq!((f.as_str(), q, prefix, rest), ("cart", None, "/fn/shop/cart", ""));
+        let (_, _, _, _, rest) = parse_fn_path("/fn/shop/cart/").unwrap();
+        assert_eq!(rest, "");
+        assert!(parse_fn_path("/fn/shop").is_err());
+        assert!(parse_fn_path("/fn//x").is_err());
+    }
+}

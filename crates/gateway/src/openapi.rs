@@ -1,0 +1,32 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use crate::api;
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+/// The REST API's OpenAPI description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Arcus API", description = "Control plane and invoke API of an Arcus node."),
+    paths(
+        api::create_app, api::list_apps, api::get_app, api::delete_app,
+        api::create_function, api::list_functions, api::get_function, api::update_function, api::delete_function,
+        api::put_code, api::publish, api::list_versions, api::get_version, api::delete_version,
+        api::put_alias, api::list_aliases, api::get_alias, api::delete_alias, api::rollback_alias,
+        api::invoke, api::invocations, api::logs,
+    ),
+    components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}

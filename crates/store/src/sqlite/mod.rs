@@ -1,0 +1,296 @@
+//! [`SqliteStore`]: the `Store` over one SQLite file (WAL mode).
+//!
+//! Write methods run in one `BEGIN IMMEDIATE` transaction (so two writers never
+//! deadlock on a lock upgrade; the busy timeout queues them instead), multi-statement
+//! reads in one deferred transaction (a consistent snapshot).
+
+mod apps;
+mod records;
+mod schema;
+mod util;
+mod versions;
+
+pub use records::DEFAULT_LIMIT as DEFAULT_RECORD_LIMIT;
+pub use schema::SCHEMA_VERSION;
+pub use versions::ALIAS_HISTORY_LIMIT;
+
+use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
+use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::store::{RecordQuery, Store};
+use arcus_core::{Error, Result};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a statement waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections in the pool of a file database (WAL: many readers, one writer at a time).
+const MAX_CONNECTIONS: u32 = 4;
+
+/// The SQLite implementation of [`Store`].
+///
+/// Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if missing) the database file at `path` and
+    /// brings its schema up to date. WAL journal, `synchronous=NORMAL`, foreign keys on,
+    /// a busy timeout and a small connection pool.
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                tracing::error!(error = %e, path = %parent.display(), "store: cannot create directory");
+                Error::internal(format!("cannot create the directory {}", parent.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT * 2)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, path = %path.display(), "store: cannot open database");
+                Error::internal(format!(
+                    "cannot open the metadata store at {}",
+                    path.display()
+                ))
+            })?;
+        Self::init(pool).await
+    }
+
+    /// Opens a fresh in-memory database (for tests). It lives as long as this store and
+    /// its clones; it uses a single connection.
+    pub async fn open_in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(util::db)?;
+        Self::init(pool).await
+    }
+
+    async fn init(pool: SqlitePool) -> Result<Self> {
+        schema::migrate(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The schema version of the open database (the highest applied migration).
+    pub async fn schema_version(&self) -> Result<i64> {
+        schema::current_version(&self.pool).await
+    }
+
+    /// Closes the pool, waiting for connections to be returned (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE`).
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(util::db)
+    }
+
+    /// Starts a read transaction (a snapshot).
+    async fn read(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.map_err(util::db)
+    }
+}
+
+/// Commits a transaction, mapping failures.
+async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
+    tx.commit().await.map_err(util::db)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_app(&self, app: &App) -> Result<()> {
+        let mut tx = self.write().await?;
+        apps::create_app(&mut tx, app).await?;
+        commit(tx).await
+    }
+
+    async fn get_app(&self, name: &str) -> Result<App> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        apps::get_app(&mut conn, name).await
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        apps::list_apps(&mut conn).await
+    }
+
+    async fn delete_app(&self, name: &str, force: bool) -> Result<()> {
+        let mut tx = self.write().await?;
+        apps::delete_app(&mut tx, name, force).await?;
+        commit(tx).await
+    }
+
+    async fn create_function(&self, function: &Function) -> Result<()> {
+        let mut tx = self.write().await?;
+        apps::create_function(&mut tx, function).await?;
+        commit(tx).await
+    }
+
+    async fn get_function(&self, app: &str, name: &str) -> Result<Function> {
+        let mut tx = self.read().await?;
+        apps::get_function(&mut tx, app, name).await
+    }
+
+    async fn list_functions(&self, app: &str) -> Result<Vec<Function>> {
+        let mut tx = self.read().await?;
+        apps::list_functions(&mut tx, app).await
+    }
+
+    async fn update_function(&self, function: &Function) -> Result<()> {
+        let mut tx = self.write().await?;
+        apps::update_function(&mut tx, function).await?;
+        commit(tx).await
+    }
+
+    async fn delete_function(&self, app: &str, name: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        apps::delete_function(&mut tx, app, name).await?;
+        commit(tx).await
+    }
+
+    async fn publish_version(
+        &self,
+        app: &str,
+        function: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> Result<Version> {
+        let mut tx = self.write().await?;
+        let version = versions::publish_version(&mut tx, app, function, description, now).await?;
+        commit(tx).await?;
+        Ok(version)
+    }
+
+    async fn list_versions(&self, app: &str, function: &str) -> Result<Vec<Version>> {
+        let mut tx = self.read().await?;
+        versions::list_versions(&mut tx, app, function).await
+    }
+
+    async fn get_version(&self, app: &str, function: &str, version: u32) -> Result<Version> {
+        let mut tx = self.read().await?;
+        versions::get_version(&mut tx, app, function, version).await
+    }
+
+    async fn delete_version(&self, app: &str, function: &str, version: u32) -> Result<()> {
+        let mut tx = self.write().await?;
+        versions::delete_version(&mut tx, app, function, version).await?;
+        commit(tx).await
+    }
+
+    async fn put_alias(
+        &self,
+        app: &str,
+        function: &str,
+        name: &str,
+        target: AliasTarget,
+        now: Timestamp,
+    ) -> Result<Alias> {
+        let mut tx = self.write().await?;
+        let alias = versions::put_alias(&mut tx, app, function, name, target, now).await?;
+        commit(tx).await?;
+        Ok(alias)
+    }
+
+    async fn get_alias(&self, app: &str, function: &str, name: &str) -> Result<Alias> {
+        let mut tx = self.read().await?;
+        versions::get_alias(&mut tx, app, function, name).await
+    }
+
+    async fn list_aliases(&self, app: &str, function: &str) -> Result<Vec<Alias>> {
+        let mut tx = self.read().await?;
+        versions::list_aliases(&mut tx, app, function).await
+    }
+
+    async fn delete_alias(&self, app: &str, function: &str, name: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        versions::delete_alias(&mut tx, app, function, name).await?;
+        commit(tx).await
+    }
+
+    async fn rollback_alias(
+        &self,
+        app: &str,
+        function: &str,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<Alias> {
+        let mut tx = self.write().await?;
+        let alias = versions::rollback_alias(&mut tx, app, function, name, now).await?;
+        commit(tx).await?;
+        Ok(alias)
+    }
+
+    async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        records::insert_invocations(&mut tx, records).await?;
+        commit(tx).await
+    }
+
+    async fn insert_logs(&self, lines: &[LogLine]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        records::insert_logs(&mut tx, lines).await?;
+        commit(tx).await
+    }
+
+    async fn list_invocations(
+        &self,
+        app: &str,
+        function: &str,
+        query: &RecordQuery,
+    ) -> Result<Vec<InvocationRecord>> {
+        let mut tx = self.read().await?;
+        records::list_invocations(&mut tx, app, function, query).await
+    }
+
+    async fn list_logs(
+        &self,
+        app: &str,
+        function: &str,
+        query: &RecordQuery,
+    ) -> Result<Vec<LogLine>> {
+        let mut tx = self.read().await?;
+        records::list_logs(&mut tx, app, function, query).await
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        records::get_setting(&mut conn, key).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        records::put_setting(&mut conn, key, value).await
+    }
+}

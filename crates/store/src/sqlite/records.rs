@@ -1,0 +1,208 @@
+//! Invocation records, log lines and node settings.
+
+use super::util::{col, corrupt, db, function_id, ts_from_db, ts_to_db, version_from_db};
+use arcus_core::Result;
+use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, LogStream, TriggerKind};
+use arcus_core::store::RecordQuery;
+use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteRow;
+
+/// The number of rows a list returns when the query's `limit` is 0.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+const INVOCATION_COLUMNS: &str = "id, app, function, version, trigger_kind, status, error_code, \
+     http_status, duration_us, cold_start, started_at";
+
+const LOG_COLUMNS: &str = "invocation_id, app, function, stream, ts, message";
+
+fn limit(query: &RecordQuery) -> i64 {
+    i64::from(if query.limit == 0 {
+        DEFAULT_LIMIT
+    } else {
+        query.limit
+    })
+}
+
+fn invocation_from_row(row: &SqliteRow) -> Result<InvocationRecord> {
+    let trigger: String = col(row, "trigger_kind")?;
+    let status: String = col(row, "status")?;
+    let version: Option<i64> = col(row, "version")?;
+    let http_status: Option<i64> = col(row, "http_status")?;
+    let duration_us: i64 = col(row, "duration_us")?;
+    Ok(InvocationRecord {
+        id: col(row, "id")?,
+        app: col(row, "app")?,
+        function: col(row, "function")?,
+        version: version.map(|v| version_from_db(v, "version")).transpose()?,
+        trigger: TriggerKind::parse(&trigger).ok_or_else(|| corrupt("trigger_kind"))?,
+        status: InvocationStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        error_code: col(row, "error_code")?,
+        http_status: http_status
+            .map(|s| u16::try_from(s).map_err(|_| corrupt("http_status")))
+            .transpose()?,
+        duration_us: u64::try_from(duration_us).map_err(|_| corrupt("duration_us"))?,
+        cold_start: col(row, "cold_start")?,
+        started_at: ts_from_db(col(row, "started_at")?, "started_at")?,
+    })
+}
+
+fn log_from_row(row: &SqliteRow) -> Result<LogLine> {
+    let stream: String = col(row, "stream")?;
+    Ok(LogLine {
+        invocation_id: col(row, "invocation_id")?,
+        app: col(row, "app")?,
+        function: col(row, "function")?,
+        stream: LogStream::parse(&stream).ok_or_else(|| corrupt("stream"))?,
+        timestamp: ts_from_db(col(row, "ts")?, "ts")?,
+        message: col(row, "message")?,
+    })
+}
+
+/// Inserts records with one statement, prepared once (sqlx caches it per connection)
+/// and executed per row inside the caller's transaction. A record whose id is already
+/// stored is skipped, so a retried batch does not fail.
+pub(super) async fn insert_invocations(
+    conn: &mut SqliteConnection,
+    records: &[InvocationRecord],
+) -> Result<()> {
+    for r in records {
+        sqlx::query(
+            "INSERT INTO invocations (id, app, function, version, trigger_kind, status, \
+             error_code, http_status, duration_us, cold_start, started_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(&r.app)
+        .bind(&r.function)
+        .bind(r.version.map(i64::from))
+        .bind(r.trigger.as_str())
+        .bind(r.status.as_str())
+        .bind(r.error_code.as_deref())
+        .bind(r.http_status.map(i64::from))
+        .bind(i64::try_from(r.duration_us).unwrap_or(i64::MAX))
+        .bind(r.cold_start)
+        .bind(ts_to_db(r.started_at))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Inserts log lines like [`insert_invocations`]; they keep their order (the row id
+/// breaks timestamp ties).
+pub(super) async fn insert_logs(conn: &mut SqliteConnection, lines: &[LogLine]) -> Result<()> {
+    for l in lines {
+        sqlx::query(
+            "INSERT INTO logs (invocation_id, app, function, stream, ts, message) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&l.invocation_id)
+        .bind(&l.app)
+        .bind(&l.function)
+        .bind(l.stream.as_str())
+        .bind(ts_to_db(l.timestamp))
+        .bind(&l.message)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+pub(super) async fn list_invocations(
+    conn: &mut SqliteConnection,
+    app: &str,
+    function: &str,
+    query: &RecordQuery,
+) -> Result<Vec<InvocationRecord>> {
+    function_id(conn, app, function).await?;
+    let rows = match &query.invocation_id {
+        Some(id) => {
+            let sql = format!(
+                "SELECT {INVOCATION_COLUMNS} FROM invocations \
+                 WHERE app = ? AND function = ? AND id = ? LIMIT ?"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(app)
+                .bind(function)
+                .bind(id)
+                .bind(limit(query))
+                .fetch_all(&mut *conn)
+                .await
+        }
+        None => {
+            let sql = format!(
+                "SELECT {INVOCATION_COLUMNS} FROM invocations WHERE app = ? AND function = ? \
+                 ORDER BY started_at DESC, seq DESC LIMIT ?"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(app)
+                .bind(function)
+                .bind(limit(query))
+                .fetch_all(&mut *conn)
+                .await
+        }
+    }
+    .map_err(db)?;
+    rows.iter().map(invocation_from_row).collect()
+}
+
+pub(super) async fn list_logs(
+    conn: &mut SqliteConnection,
+    app: &str,
+    function: &str,
+    query: &RecordQuery,
+) -> Result<Vec<LogLine>> {
+    function_id(conn, app, function).await?;
+    let rows = match &query.invocation_id {
+        Some(id) => {
+            let sql = format!(
+                "SELECT {LOG_COLUMNS} FROM logs WHERE invocation_id = ? AND app = ? \
+                 AND function = ? ORDER BY ts DESC, id DESC LIMIT ?"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .bind(app)
+                .bind(function)
+                .bind(limit(query))
+                .fetch_all(&mut *conn)
+                .await
+        }
+        None => {
+            let sql = format!(
+                "SELECT {LOG_COLUMNS} FROM logs WHERE app = ? AND function = ? \
+                 ORDER BY ts DESC, id DESC LIMIT ?"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(app)
+                .bind(function)
+                .bind(limit(query))
+                .fetch_all(&mut *conn)
+                .await
+        }
+    }
+    .map_err(db)?;
+    rows.iter().map(log_from_row).collect()
+}
+
+pub(super) async fn get_setting(conn: &mut SqliteConnection, key: &str) -> Result<Option<String>> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)
+}
+
+pub(super) async fn put_setting(conn: &mut SqliteConnection, key: &str, value: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES (?, ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

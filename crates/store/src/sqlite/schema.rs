@@ -1,0 +1,85 @@
+//! The versioned schema: migrations embedded in the binary, run with sqlx's migrator.
+//!
+//! Each file in `crates/store/migrations/` is one migration, numbered from 1. Applied
+//! migrations are recorded (with a checksum) in `_sqlx_migrations`, so running the
+//! migrator again is a no-op, and editing an applied migration is detected. Never
+//! edit a released migration: add the next numbered file and list it here.
+
+use arcus_core::{Error, Result};
+use sqlx::SqlSafeStr;
+use sqlx::SqlitePool;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+
+/// The migrations, in order: (version, description, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+
+/// The schema version a fresh database ends up at.
+pub const SCHEMA_VERSION: i64 = 1;
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`].
+pub(crate) async fn migrate(pool: &SqlitePool) -> Result<()> {
+    migrator().run(pool).await.map_err(|e| {
+        tracing::error!(error = %e, "store: migration failed");
+        Error::internal(format!(
+            "metadata store migration failed: {}",
+            migrate_reason(&e)
+        ))
+    })
+}
+
+/// A short, SQL-free reason for a migration failure.
+fn migrate_reason(err: &sqlx::migrate::MigrateError) -> String {
+    use sqlx::migrate::MigrateError;
+    match err {
+        MigrateError::VersionMissing(v) => {
+            format!(
+                "the database has migration {v}, which this binary does not know (newer binary?)"
+            )
+        }
+        MigrateError::VersionMismatch(v) => format!("applied migration {v} was modified"),
+        MigrateError::Dirty(v) => format!("migration {v} was left partially applied"),
+        _ => "database error".to_string(),
+    }
+}
+
+/// The highest applied migration version.
+pub(crate) async fn current_version(pool: &SqlitePool) -> Result<i64> {
+    sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE",
+    )
+    .fetch_one(pool)
+    .await
+    .map(|v| v.unwrap_or(0))
+    .map_err(super::util::db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (i, (version, _, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
+    }
+}
