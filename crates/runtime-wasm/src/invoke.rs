@@ -228,6 +228,9 @@ fn format_error(e: &wasmtime::Error) -> String {
     for cause in e.chain() {
         let text = cause.to_string();
         let first = text.lines().next().unwrap_or_default().trim().to_string();
+        if first.starts_with("error while executing at wasm backtrace") {
+            continue;
+        }
         if !first.is_empty() && !parts.contains(&first) {
             parts.push(first);
         }

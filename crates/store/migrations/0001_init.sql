@@ -3,8 +3,10 @@
 -- Portable by design (a PostgreSQL port uses the same shape): plain types only,
 -- timestamps are BIGINT unix microseconds (UTC), JSON documents are TEXT, version
 -- numbers are BIGINT. The only SQLite-specific detail is `INTEGER PRIMARY KEY` for
--- the insertion-order columns (`seq`, `id` of logs), which becomes an identity
--- column (`BIGINT GENERATED ALWAYS AS IDENTITY`) in PostgreSQL.
+-- the insertion-order columns `invocations.seq` and `logs.id` (they break timestamp
+-- ties when listing newest first), which become identity columns
+-- (`BIGINT GENERATED ALWAYS AS IDENTITY`) in PostgreSQL. Name ordering assumes a
+-- byte-wise collation (use `COLLATE "C"` on PostgreSQL).
 
 CREATE TABLE apps (
     name        TEXT   NOT NULL PRIMARY KEY,

@@ -72,14 +72,17 @@ pub async fn run(cmd: AliasCmd) -> anyhow::Result<()> {
         AliasCommand::Set {
             target,
             alias,
-            version,
+            number,
             canary,
             weight,
         } => {
             let canary = canary
                 .zip(weight)
                 .map(|(version, weight)| Canary { version, weight });
-            let body = PutAlias { version: number, canary };
+            let body = PutAlias {
+                version: number,
+                canary,
+            };
             let a = client
                 .put_alias(&target.app, &target.function, &alias, &body)
                 .await?;

@@ -88,7 +88,8 @@ async fn migrations_are_idempotent() {
 
 #[tokio::test]
 async fn a_fresh_database_gets_the_current_schema() {
-    let (_dir, store) = file_store().await;
+    let (dir, store) = file_store().await;
+    assert!(dir.path().join("arcus.db-wal").exists(), "WAL mode");
     assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
     assert_eq!(
         suite::snapshot(&store).await,
