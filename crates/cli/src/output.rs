@@ -7,7 +7,6 @@ use arcus_core::model::AliasTarget;
 use serde::Serialize;
 use std::io::Write as _;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// `writeln!` to stdout, returning an error (with `?`) instead of panicking.
 macro_rules! outln {
@@ -97,17 +96,23 @@ impl Table {
 /// A time in UTC to the second: `2025-01-31T12:00:00Z`.
 pub fn time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
-/// A time in UTC to the millisecond: `2025-01-31T12:00:00.123Z`.
+/// A time in UTC to the millisecond, fixed width: `2025-01-31T12:00:00.120Z`.
 pub fn time_ms(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_millisecond(t.millisecond()).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    let seconds = time(utc);
+    let base = seconds.strip_suffix('Z').unwrap_or(&seconds);
+    format!("{base}.{:03}Z", utc.millisecond())
 }
 
 /// A duration given in microseconds, e.g. `850µs`, `12.3ms`, `1.20s`.
@@ -145,6 +150,7 @@ pub fn alias_target(t: &AliasTarget) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use time::format_description::well_known::Rfc3339;
 
     #[test]
     fn table_columns_are_aligned() {
@@ -164,6 +170,8 @@ mod tests {
         let t = OffsetDateTime::parse("2025-01-31T13:00:00.123456+01:00", &Rfc3339).unwrap();
         assert_eq!(time(t), "2025-01-31T12:00:00Z");
         assert_eq!(time_ms(t), "2025-01-31T12:00:00.123Z");
+        let t = OffsetDateTime::parse("2025-01-31T12:00:02.5Z", &Rfc3339).unwrap();
+        assert_eq!(time_ms(t), "2025-01-31T12:00:02.500Z");
         let canary = arcus_core::model::Canary {
             version: 4,
             weight: 10,

@@ -12,6 +12,9 @@ use serde::de::DeserializeOwned;
 
 /// Header carrying the request id on every response.
 pub const REQUEST_ID: &str = "x-arcus-request-id";
+/// Header naming the error code on platform errors, so clients can tell them from a
+/// function's own error responses.
+pub const ERROR_CODE: &str = "x-arcus-error";
 
 /// The id of the current request (also the invocation id of function calls).
 #[derive(Debug, Clone)]
@@ -63,6 +66,7 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         };
         let status = resp.status();
         let mut rendered = (status, axum::Json(body)).into_response();
+        rendered.headers_mut().insert(ERROR_CODE, HeaderValue::from_static(e.code.as_str()));
         if retry_after {
             rendered.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
         }

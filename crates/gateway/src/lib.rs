@@ -9,7 +9,7 @@ mod invoke;
 mod openapi;
 
 pub use auth::Auth;
-pub use error::{ApiError, REQUEST_ID};
+pub use error::{ApiError, ERROR_CODE, REQUEST_ID};
 pub use openapi::ApiDoc;
 
 use arcus_core::limits::MAX_API_BODY_BYTES;

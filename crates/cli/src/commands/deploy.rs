@@ -19,7 +19,7 @@ use std::path::PathBuf;
 pub struct DeployArgs {
     #[command(flatten)]
     opts: ClientOpts,
-    /// The function, as <app>/<fn>; created if it does not exist (the app must).
+    /// The function, as <app>/<fn>; created if it does not exist (the app must exist).
     target: FnRef,
     /// The WebAssembly component to deploy.
     file: PathBuf,
