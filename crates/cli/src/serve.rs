@@ -30,7 +30,14 @@ const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
 pub async fn run(args: ServeArgs) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARCUS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: piped or redirected logs (files, journald, tests) get
+    // plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .try_init();
     let config = Config::load(Overrides {
         config_file: args.config,
         listen: args.listen,

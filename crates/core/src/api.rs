@@ -126,7 +126,10 @@ impl PutAlias {
                 return Err(Error::invalid("canary.version must differ from version"));
             }
         }
-        Ok(AliasTarget { version: self.version, canary: self.canary })
+        Ok(AliasTarget {
+            version: self.version,
+            canary: self.canary,
+        })
     }
 }
 
@@ -166,7 +169,9 @@ fn validate_meta_fields(
     }
     if let Some(tags) = tags {
         if tags.len() > MAX_TAGS {
-            return Err(Error::invalid(format!("at most {MAX_TAGS} tags are allowed")));
+            return Err(Error::invalid(format!(
+                "at most {MAX_TAGS} tags are allowed"
+            )));
         }
         if tags.iter().any(|t| t.is_empty() || t.len() > 64) {
             return Err(Error::invalid("tags must be 1–64 bytes long"));
@@ -310,16 +315,35 @@ mod tests {
 
     #[test]
     fn defaults_and_limits() {
-        let (name, c, _) = CreateFunction { name: "f".into(), ..Default::default() }
-            .into_parts()
-            .unwrap();
+        let (name, c, _) = CreateFunction {
+            name: "f".into(),
+            ..Default::default()
+        }
+        .into_parts()
+        .unwrap();
         assert_eq!(name, "f");
         assert_eq!((c.memory_mb, c.timeout_ms), (128, 30_000));
         for bad in [
-            CreateFunction { name: "f".into(), memory_mb: Some(8), ..Default::default() },
-            CreateFunction { name: "f".into(), memory_mb: Some(5000), ..Default::default() },
-            CreateFunction { name: "f".into(), timeout_ms: Some(0), ..Default::default() },
-            CreateFunction { name: "f".into(), timeout_ms: Some(900_001), ..Default::default() },
+            CreateFunction {
+                name: "f".into(),
+                memory_mb: Some(8),
+                ..Default::default()
+            },
+            CreateFunction {
+                name: "f".into(),
+                memory_mb: Some(5000),
+                ..Default::default()
+            },
+            CreateFunction {
+                name: "f".into(),
+                timeout_ms: Some(0),
+                ..Default::default()
+            },
+            CreateFunction {
+                name: "f".into(),
+                timeout_ms: Some(900_001),
+                ..Default::default()
+            },
             CreateFunction {
                 name: "f".into(),
                 env: Some([("1X".to_string(), "v".to_string())].into()),
@@ -342,24 +366,55 @@ mod tests {
 
     #[test]
     fn update_is_all_or_nothing() {
-        let (_, mut c, mut m) =
-            CreateFunction { name: "f".into(), ..Default::default() }.into_parts().unwrap();
+        let (_, mut c, mut m) = CreateFunction {
+            name: "f".into(),
+            ..Default::default()
+        }
+        .into_parts()
+        .unwrap();
         let before = c.clone();
-        let err = UpdateFunction { memory_mb: Some(1), timeout_ms: Some(5), ..Default::default() }
-            .apply(&mut c, &mut m);
+        let err = UpdateFunction {
+            memory_mb: Some(1),
+            timeout_ms: Some(5),
+            ..Default::default()
+        }
+        .apply(&mut c, &mut m);
         assert!(err.is_err());
         assert_eq!(c, before);
-        UpdateFunction { timeout_ms: Some(5), ..Default::default() }.apply(&mut c, &mut m).unwrap();
+        UpdateFunction {
+            timeout_ms: Some(5),
+            ..Default::default()
+        }
+        .apply(&mut c, &mut m)
+        .unwrap();
         assert_eq!(c.timeout_ms, 5);
     }
 
     #[test]
     fn alias_validation() {
-        let ok = PutAlias { version: 1, canary: Some(Canary { version: 2, weight: 50 }) };
+        let ok = PutAlias {
+            version: 1,
+            canary: Some(Canary {
+                version: 2,
+                weight: 50,
+            }),
+        };
         assert!(ok.validate().is_ok());
-        let same = PutAlias { version: 1, canary: Some(Canary { version: 1, weight: 5 }) };
+        let same = PutAlias {
+            version: 1,
+            canary: Some(Canary {
+                version: 1,
+                weight: 5,
+            }),
+        };
         assert!(same.validate().is_err());
-        let heavy = PutAlias { version: 1, canary: Some(Canary { version: 2, weight: 101 }) };
+        let heavy = PutAlias {
+            version: 1,
+            canary: Some(Canary {
+                version: 2,
+                weight: 101,
+            }),
+        };
         assert!(heavy.validate().is_err());
     }
 }

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     AliasNotFound,
     /// The function has no `live` alias (unqualified call) or no code.
     NotDeployed,
+    /// The route exists but not with this HTTP method.
+    MethodNotAllowed,
     /// A resource with that name already exists.
     AlreadyExists,
     /// The operation conflicts with the current state (e.g. deleting a version an alias uses).
@@ -65,6 +67,7 @@ impl ErrorCode {
             Forbidden => 403,
             NotFound | AppNotFound | FunctionNotFound | VersionNotFound | AliasNotFound
             | NotDeployed => 404,
+            MethodNotAllowed => 405,
             AlreadyExists | Conflict => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -91,6 +94,7 @@ impl ErrorCode {
             VersionNotFound => "version_not_found",
             AliasNotFound => "alias_not_found",
             NotDeployed => "not_deployed",
+            MethodNotAllowed => "method_not_allowed",
             AlreadyExists => "already_exists",
             Conflict => "conflict",
             PayloadTooLarge => "payload_too_large",
@@ -125,7 +129,10 @@ pub struct Error {
 impl Error {
     /// Builds an error from a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A 400 `invalid_request`.

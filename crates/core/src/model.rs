@@ -195,10 +195,19 @@ mod tests {
 
     #[test]
     fn canary_pick_respects_weight() {
-        let t = AliasTarget { version: 1, canary: Some(Canary { version: 2, weight: 10 }) };
+        let t = AliasTarget {
+            version: 1,
+            canary: Some(Canary {
+                version: 2,
+                weight: 10,
+            }),
+        };
         let to_canary = (0..100u8).filter(|r| t.pick(*r) == 2).count();
         assert_eq!(to_canary, 10);
-        let none = AliasTarget { version: 1, canary: None };
+        let none = AliasTarget {
+            version: 1,
+            canary: None,
+        };
         assert!((0..100u8).all(|r| none.pick(r) == 1));
     }
 }

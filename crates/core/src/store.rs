@@ -94,8 +94,12 @@ pub trait Store: Send + Sync + 'static {
         query: &RecordQuery,
     ) -> Result<Vec<InvocationRecord>>;
     /// Lists a function's log lines, newest first.
-    async fn list_logs(&self, app: &str, function: &str, query: &RecordQuery)
-    -> Result<Vec<LogLine>>;
+    async fn list_logs(
+        &self,
+        app: &str,
+        function: &str,
+        query: &RecordQuery,
+    ) -> Result<Vec<LogLine>>;
 
     /// Reads a node setting (e.g. the admin token hash).
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;

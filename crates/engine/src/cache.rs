@@ -22,7 +22,11 @@ pub(crate) struct Route {
 
 impl Route {
     pub fn new(function: Function, aliases: HashMap<String, AliasTarget>) -> Self {
-        Self { function, aliases, versions: Mutex::default() }
+        Self {
+            function,
+            aliases,
+            versions: Mutex::default(),
+        }
     }
 
     pub fn version(&self, n: u32) -> Option<Arc<Version>> {
@@ -46,7 +50,9 @@ pub(crate) struct RouteCache {
 
 impl RouteCache {
     pub fn get(&self, app: &str, function: &str) -> Option<Arc<Route>> {
-        lock(&self.map).get(&(app.to_string(), function.to_string())).cloned()
+        lock(&self.map)
+            .get(&(app.to_string(), function.to_string()))
+            .cloned()
     }
 
     pub fn generation(&self) -> u64 {
@@ -87,7 +93,11 @@ pub(crate) struct ComponentCache {
 
 impl ComponentCache {
     pub fn new(capacity: usize) -> Self {
-        Self { slots: Mutex::default(), clock: AtomicU64::new(0), capacity: capacity.max(1) }
+        Self {
+            slots: Mutex::default(),
+            clock: AtomicU64::new(0),
+            capacity: capacity.max(1),
+        }
     }
 
     /// The cell for `sha`, created empty if absent; the caller initialises it once.
@@ -99,13 +109,22 @@ impl ComponentCache {
             return slot.cell.clone();
         }
         if slots.len() >= self.capacity {
-            let oldest = slots.iter().min_by_key(|(_, s)| s.last_used).map(|(k, _)| k.clone());
+            let oldest = slots
+                .iter()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 slots.remove(&k);
             }
         }
         let cell = Arc::new(OnceCell::new());
-        slots.insert(sha.to_string(), Slot { cell: cell.clone(), last_used: now });
+        slots.insert(
+            sha.to_string(),
+            Slot {
+                cell: cell.clone(),
+                last_used: now,
+            },
+        );
         cell
     }
 
@@ -127,6 +146,9 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &cache.cell("a")));
         let _c = cache.cell("c");
         assert_eq!(cache.len(), 2);
-        assert!(Arc::ptr_eq(&a, &cache.cell("a")), "a was used recently and must stay");
+        assert!(
+            Arc::ptr_eq(&a, &cache.cell("a")),
+            "a was used recently and must stay"
+        );
     }
 }

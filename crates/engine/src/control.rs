@@ -10,8 +10,13 @@ use arcus_core::{Error, ErrorCode, Result};
 use arcus_runtime_wasm::WasmError;
 use sha2::{Digest, Sha256};
 
+/// The current time at the store's precision (whole microseconds), so what a control
+/// operation answers equals what later reads of the same resource return.
 fn now() -> Timestamp {
-    Timestamp::now_utc()
+    let t = Timestamp::now_utc();
+    // Cannot fail: the truncated value is below one second.
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
 }
 
 pub(crate) fn wasm_error(e: WasmError) -> Error {
@@ -28,7 +33,11 @@ impl Engine {
         if req.description.len() > arcus_core::limits::MAX_DESCRIPTION_BYTES {
             return Err(Error::invalid("description is too long"));
         }
-        let app = App { name: req.name, description: req.description, created_at: now() };
+        let app = App {
+            name: req.name,
+            description: req.description,
+            created_at: now(),
+        };
         self.inner.store.create_app(&app).await?;
         Ok(app)
     }
@@ -59,7 +68,12 @@ impl Engine {
     }
 
     /// Changes a function's draft config and metadata.
-    pub async fn update_function(&self, app: &str, name: &str, req: UpdateFunction) -> Result<Function> {
+    pub async fn update_function(
+        &self,
+        app: &str,
+        name: &str,
+        req: UpdateFunction,
+    ) -> Result<Function> {
         let mut f = self.inner.store.get_function(app, name).await?;
         req.apply(&mut f.config, &mut f.meta)?;
         f.updated_at = now();
@@ -79,10 +93,17 @@ impl Engine {
     pub async fn upload_code(&self, app: &str, name: &str, code: Vec<u8>) -> Result<Function> {
         let mut f = self.inner.store.get_function(app, name).await?;
         if code.len() > arcus_core::limits::MAX_WASM_CODE_BYTES {
-            return Err(Error::new(ErrorCode::PayloadTooLarge, "code is over 100 MiB"));
+            return Err(Error::new(
+                ErrorCode::PayloadTooLarge,
+                "code is over 100 MiB",
+            ));
         }
         let sha = hex::encode(Sha256::digest(&code));
-        self.inner.wasm.prepare(&sha, code.clone()).await.map_err(wasm_error)?;
+        self.inner
+            .wasm
+            .prepare(&sha, code.clone())
+            .await
+            .map_err(wasm_error)?;
         let code_ref = self.inner.blobs.put(&code).await?;
         f.code = Some(code_ref);
         f.updated_at = now();
@@ -96,7 +117,11 @@ impl Engine {
         if req.description.len() > arcus_core::limits::MAX_DESCRIPTION_BYTES {
             return Err(Error::invalid("description is too long"));
         }
-        let v = self.inner.store.publish_version(app, name, &req.description, now()).await?;
+        let v = self
+            .inner
+            .store
+            .publish_version(app, name, &req.description, now())
+            .await?;
         let this = self.clone();
         let sha = v.sha256.clone();
         tokio::spawn(async move {
@@ -115,10 +140,20 @@ impl Engine {
     }
 
     /// Creates or moves an alias.
-    pub async fn put_alias(&self, app: &str, name: &str, alias: &str, req: PutAlias) -> Result<Alias> {
+    pub async fn put_alias(
+        &self,
+        app: &str,
+        name: &str,
+        alias: &str,
+        req: PutAlias,
+    ) -> Result<Alias> {
         validate_alias(alias)?;
         let target = req.validate()?;
-        let a = self.inner.store.put_alias(app, name, alias, target, now()).await?;
+        let a = self
+            .inner
+            .store
+            .put_alias(app, name, alias, target, now())
+            .await?;
         self.inner.routes.invalidate(app, Some(name));
         Ok(a)
     }
@@ -132,13 +167,22 @@ impl Engine {
 
     /// Points an alias back at its previous target.
     pub async fn rollback_alias(&self, app: &str, name: &str, alias: &str) -> Result<Alias> {
-        let a = self.inner.store.rollback_alias(app, name, alias, now()).await?;
+        let a = self
+            .inner
+            .store
+            .rollback_alias(app, name, alias, now())
+            .await?;
         self.inner.routes.invalidate(app, Some(name));
         Ok(a)
     }
 
     /// Recent invocation records of a function (checks that it exists).
-    pub async fn invocations(&self, app: &str, name: &str, q: &RecordQuery) -> Result<Vec<InvocationRecord>> {
+    pub async fn invocations(
+        &self,
+        app: &str,
+        name: &str,
+        q: &RecordQuery,
+    ) -> Result<Vec<InvocationRecord>> {
         self.inner.store.get_function(app, name).await?;
         self.inner.store.list_invocations(app, name, q).await
     }

@@ -44,13 +44,23 @@ struct Resolved {
 }
 
 /// Builds the request an event is delivered as: `POST /` with the JSON body.
-pub fn event_request(body: Bytes, trigger: TriggerKind, invocation_id: &str) -> http::Request<http_body_util::Full<Bytes>> {
+pub fn event_request(
+    body: Bytes,
+    trigger: TriggerKind,
+    invocation_id: &str,
+) -> http::Request<http_body_util::Full<Bytes>> {
     let mut req = http::Request::new(http_body_util::Full::new(body));
     *req.method_mut() = http::Method::POST;
     *req.uri_mut() = http::Uri::from_static("/");
     let h = req.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    h.insert("x-arcus-trigger", http::HeaderValue::from_static(trigger.as_str()));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        "x-arcus-trigger",
+        http::HeaderValue::from_static(trigger.as_str()),
+    );
     if let Ok(v) = http::HeaderValue::from_str(invocation_id) {
         h.insert("x-arcus-invocation-id", v);
     }
@@ -101,12 +111,21 @@ impl Engine {
                         pending.finish(done);
                     }
                 });
-                Ok(Invoked { invocation_id, version: resolved.version, response })
+                Ok(Invoked {
+                    invocation_id,
+                    version: resolved.version,
+                    response,
+                })
             }
             Err(early) => {
-                let done = match tokio::time::timeout(Duration::from_secs(5), inv.completion).await {
+                let done = match tokio::time::timeout(Duration::from_secs(5), inv.completion).await
+                {
                     Ok(Ok(done)) => done,
-                    _ => Completion { outcome: early, logs: Vec::new(), duration: Duration::ZERO },
+                    _ => Completion {
+                        outcome: early,
+                        logs: Vec::new(),
+                        duration: Duration::ZERO,
+                    },
                 };
                 let err = outcome_error(&done.outcome, timeout_ms);
                 pending.finish(done);
@@ -129,7 +148,9 @@ impl Engine {
             .map(|a| (a.name, a.target))
             .collect();
         let route = Arc::new(Route::new(f, aliases));
-        self.inner.routes.insert_if_current(app, function, route.clone(), generation);
+        self.inner
+            .routes
+            .insert_if_current(app, function, route.clone(), generation);
         Ok(route)
     }
 
@@ -138,9 +159,16 @@ impl Engine {
         let n = match q {
             Qualifier::Draft => {
                 let code = f.code.as_ref().ok_or_else(|| {
-                    Error::new(ErrorCode::NotDeployed, "the function's draft has no code yet")
+                    Error::new(
+                        ErrorCode::NotDeployed,
+                        "the function's draft has no code yet",
+                    )
                 })?;
-                return Ok(Resolved { version: None, sha256: code.sha256.clone(), config: f.config.clone() });
+                return Ok(Resolved {
+                    version: None,
+                    sha256: code.sha256.clone(),
+                    config: f.config.clone(),
+                });
             }
             Qualifier::Version(n) => *n,
             Qualifier::Alias(name) => match route.aliases.get(name) {
@@ -148,11 +176,17 @@ impl Engine {
                 None if name == Qualifier::DEFAULT_ALIAS => {
                     return Err(Error::new(
                         ErrorCode::NotDeployed,
-                        format!("{}/{} has no `live` alias; deploy it or name a version", f.app, f.name),
+                        format!(
+                            "{}/{} has no `live` alias; deploy it or name a version",
+                            f.app, f.name
+                        ),
                     ));
                 }
                 None => {
-                    return Err(Error::new(ErrorCode::AliasNotFound, format!("alias {name:?} does not exist")));
+                    return Err(Error::new(
+                        ErrorCode::AliasNotFound,
+                        format!("alias {name:?} does not exist"),
+                    ));
                 }
             },
         };
@@ -164,7 +198,11 @@ impl Engine {
                 v
             }
         };
-        Ok(Resolved { version: Some(n), sha256: v.sha256.clone(), config: v.config.clone() })
+        Ok(Resolved {
+            version: Some(n),
+            sha256: v.sha256.clone(),
+            config: v.config.clone(),
+        })
     }
 
     /// The loaded component for a code hash, loading (and compiling if needed) at most once
@@ -181,7 +219,10 @@ impl Engine {
                     .inner
                     .wasm
                     .load(sha, || async move {
-                        blobs.get(&key).await.map_err(|e| arcus_runtime_wasm::WasmError::Internal(e.to_string()))
+                        blobs
+                            .get(&key)
+                            .await
+                            .map_err(|e| arcus_runtime_wasm::WasmError::Internal(e.to_string()))
                     })
                     .await
                     .map_err(wasm_error)?;
@@ -195,9 +236,15 @@ impl Engine {
     }
 
     fn spec(&self, target: &Target, r: &Resolved) -> InvokeSpec {
-        let version = r.version.map_or_else(|| "draft".to_string(), |v| v.to_string());
-        let mut env: Vec<(String, String)> =
-            r.config.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let version = r
+            .version
+            .map_or_else(|| "draft".to_string(), |v| v.to_string());
+        let mut env: Vec<(String, String)> = r
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         env.push(("ARCUS_APP".into(), target.app.clone()));
         env.push(("ARCUS_FUNCTION".into(), target.function.clone()));
         env.push(("ARCUS_FUNCTION_VERSION".into(), version));
@@ -216,11 +263,26 @@ impl Engine {
 
 fn outcome_error(outcome: &Outcome, timeout_ms: u64) -> Error {
     match outcome {
-        Outcome::Ok => Error::new(ErrorCode::FunctionError, "the function returned without sending a response"),
-        Outcome::Trap(msg) if msg.is_empty() => Error::new(ErrorCode::FunctionError, "the function failed without sending a response"),
-        Outcome::Trap(msg) => Error::new(ErrorCode::FunctionError, format!("the function failed: {msg}")),
-        Outcome::Timeout => Error::new(ErrorCode::FunctionTimeout, format!("the function timed out after {timeout_ms} ms")),
-        Outcome::NoCapacity(msg) => Error::new(ErrorCode::NoCapacity, format!("no instance available: {msg}")),
+        Outcome::Ok => Error::new(
+            ErrorCode::FunctionError,
+            "the function returned without sending a response",
+        ),
+        Outcome::Trap(msg) if msg.is_empty() => Error::new(
+            ErrorCode::FunctionError,
+            "the function failed without sending a response",
+        ),
+        Outcome::Trap(msg) => Error::new(
+            ErrorCode::FunctionError,
+            format!("the function failed: {msg}"),
+        ),
+        Outcome::Timeout => Error::new(
+            ErrorCode::FunctionTimeout,
+            format!("the function timed out after {timeout_ms} ms"),
+        ),
+        Outcome::NoCapacity(msg) => Error::new(
+            ErrorCode::NoCapacity,
+            format!("no instance available: {msg}"),
+        ),
         Outcome::Internal(msg) => Error::internal(msg.clone()),
     }
 }

@@ -27,7 +27,10 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { max_loaded_components: 256, protected_addrs: Vec::new() }
+        Self {
+            max_loaded_components: 256,
+            protected_addrs: Vec::new(),
+        }
     }
 }
 

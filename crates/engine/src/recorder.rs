@@ -34,7 +34,11 @@ impl Recorder {
 
     /// Queues one invocation's record and log lines.
     pub fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
-        if self.tx.try_send(Item::Record(Box::new(record), logs)).is_err() {
+        if self
+            .tx
+            .try_send(Item::Record(Box::new(record), logs))
+            .is_err()
+        {
             tracing::warn!("record queue full; dropping an invocation record");
         }
     }
@@ -86,7 +90,10 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
 async fn write(store: &dyn Store, records: &mut Vec<InvocationRecord>, logs: &mut Vec<LogLine>) {
     if !records.is_empty() {
         if let Err(e) = store.insert_invocations(records).await {
-            tracing::error!(count = records.len(), "cannot write invocation records: {e}");
+            tracing::error!(
+                count = records.len(),
+                "cannot write invocation records: {e}"
+            );
         }
         records.clear();
     }

@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::invoke::function_response;
+use arcus_core::ErrorCode;
 use arcus_core::api::{CreateApp, CreateFunction, List, PublishVersion, PutAlias, UpdateFunction};
 use arcus_core::error::ErrorBody;
 use arcus_core::limits::{MAX_LIST_LIMIT, MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES};
@@ -10,13 +11,12 @@ use arcus_core::model::{Alias, App, Function, Version};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, LogLine, TriggerKind};
 use arcus_core::store::RecordQuery;
-use arcus_core::ErrorCode;
 use arcus_engine::{Target, event_request};
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use axum::response::Response;
-use axum::Json;
 use serde::Deserialize;
 
 type Res<T> = Result<T, ApiError>;
@@ -49,23 +49,34 @@ impl RecordsQuery {
     fn into_query(self) -> Res<RecordQuery> {
         let limit = self.limit.unwrap_or(100);
         if limit == 0 || limit > MAX_LIST_LIMIT {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, format!("limit must be 1–{MAX_LIST_LIMIT}")));
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("limit must be 1–{MAX_LIST_LIMIT}"),
+            ));
         }
-        Ok(RecordQuery { invocation_id: self.invocation_id, limit })
+        Ok(RecordQuery {
+            invocation_id: self.invocation_id,
+            limit,
+        })
     }
 }
 
 /// Creates an app.
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = CreateApp,
     responses((status = 201, body = App), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn create_app(State(s): State<AppState>, ApiJson(req): ApiJson<CreateApp>) -> Res<(StatusCode, Json<App>)> {
+pub async fn create_app(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<CreateApp>,
+) -> Res<(StatusCode, Json<App>)> {
     Ok((StatusCode::CREATED, Json(s.engine.create_app(req).await?)))
 }
 
 /// Lists apps.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = List<App>)))]
 pub async fn list_apps(State(s): State<AppState>) -> Res<Json<List<App>>> {
-    Ok(Json(List { items: s.engine.store().list_apps().await? }))
+    Ok(Json(List {
+        items: s.engine.store().list_apps().await?,
+    }))
 }
 
 /// Reads an app.
@@ -95,20 +106,31 @@ pub async fn create_function(
     ApiPath(app): ApiPath<String>,
     ApiJson(req): ApiJson<CreateFunction>,
 ) -> Res<(StatusCode, Json<Function>)> {
-    Ok((StatusCode::CREATED, Json(s.engine.create_function(&app, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.engine.create_function(&app, req).await?),
+    ))
 }
 
 /// Lists an app's functions.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/functions", tag = "functions",
     responses((status = 200, body = List<Function>), (status = 404, body = ErrorBody)))]
-pub async fn list_functions(State(s): State<AppState>, ApiPath(app): ApiPath<String>) -> Res<Json<List<Function>>> {
-    Ok(Json(List { items: s.engine.store().list_functions(&app).await? }))
+pub async fn list_functions(
+    State(s): State<AppState>,
+    ApiPath(app): ApiPath<String>,
+) -> Res<Json<List<Function>>> {
+    Ok(Json(List {
+        items: s.engine.store().list_functions(&app).await?,
+    }))
 }
 
 /// Reads a function.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/functions/{function}", tag = "functions",
     responses((status = 200, body = Function), (status = 404, body = ErrorBody)))]
-pub async fn get_function(State(s): State<AppState>, ApiPath((app, f)): ApiPath<(String, String)>) -> Res<Json<Function>> {
+pub async fn get_function(
+    State(s): State<AppState>,
+    ApiPath((app, f)): ApiPath<(String, String)>,
+) -> Res<Json<Function>> {
     Ok(Json(s.engine.store().get_function(&app, &f).await?))
 }
 
@@ -126,7 +148,10 @@ pub async fn update_function(
 /// Deletes a function with its versions and aliases.
 #[utoipa::path(delete, path = "/api/v1/apps/{app}/functions/{function}", tag = "functions",
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_function(State(s): State<AppState>, ApiPath((app, f)): ApiPath<(String, String)>) -> Res<StatusCode> {
+pub async fn delete_function(
+    State(s): State<AppState>,
+    ApiPath((app, f)): ApiPath<(String, String)>,
+) -> Res<StatusCode> {
     s.engine.delete_function(&app, &f).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -142,13 +167,22 @@ pub async fn put_code(
     headers: HeaderMap,
     body: Body,
 ) -> Res<Json<Function>> {
-    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if !matches!(ct, "application/wasm" | "application/octet-stream") {
-        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "code must be sent as application/wasm"));
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "code must be sent as application/wasm",
+        ));
     }
     let code = read_body(body, MAX_WASM_CODE_BYTES).await?;
     if code.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidCode, "the uploaded code is empty"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidCode,
+            "the uploaded code is empty",
+        ));
     }
     Ok(Json(s.engine.upload_code(&app, &f, code.to_vec()).await?))
 }
@@ -156,7 +190,10 @@ pub async fn put_code(
 /// Reads a body up to `limit` bytes; 413 beyond.
 pub(crate) async fn read_body(body: Body, limit: usize) -> Res<Bytes> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(ErrorCode::PayloadTooLarge, format!("body is over the limit of {limit} bytes"))
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("body is over the limit of {limit} bytes"),
+        )
     })
 }
 
@@ -172,17 +209,26 @@ pub async fn publish(
     let req: PublishVersion = if raw.iter().all(u8::is_ascii_whitespace) {
         PublishVersion::default()
     } else {
-        serde_json::from_slice(&raw)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))?
+        serde_json::from_slice(&raw).map_err(|e| {
+            ApiError::new(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}"))
+        })?
     };
-    Ok((StatusCode::CREATED, Json(s.engine.publish(&app, &f, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(s.engine.publish(&app, &f, req).await?),
+    ))
 }
 
 /// Lists versions, oldest first.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/functions/{function}/versions", tag = "versions",
     responses((status = 200, body = List<Version>), (status = 404, body = ErrorBody)))]
-pub async fn list_versions(State(s): State<AppState>, ApiPath((app, f)): ApiPath<(String, String)>) -> Res<Json<List<Version>>> {
-    Ok(Json(List { items: s.engine.store().list_versions(&app, &f).await? }))
+pub async fn list_versions(
+    State(s): State<AppState>,
+    ApiPath((app, f)): ApiPath<(String, String)>,
+) -> Res<Json<List<Version>>> {
+    Ok(Json(List {
+        items: s.engine.store().list_versions(&app, &f).await?,
+    }))
 }
 
 /// Reads a version.
@@ -220,9 +266,14 @@ pub async fn put_alias(
 /// Lists aliases.
 #[utoipa::path(get, path = "/api/v1/apps/{app}/functions/{function}/aliases", tag = "aliases",
     responses((status = 200, body = List<Alias>), (status = 404, body = ErrorBody)))]
-pub async fn list_aliases(State(s): State<AppState>, ApiPath((app, f)): ApiPath<(String, String)>) -> Res<Json<List<Alias>>> {
+pub async fn list_aliases(
+    State(s): State<AppState>,
+    ApiPath((app, f)): ApiPath<(String, String)>,
+) -> Res<Json<List<Alias>>> {
     s.engine.store().get_function(&app, &f).await?;
-    Ok(Json(List { items: s.engine.store().list_aliases(&app, &f).await? }))
+    Ok(Json(List {
+        items: s.engine.store().list_aliases(&app, &f).await?,
+    }))
 }
 
 /// Reads an alias.
@@ -274,11 +325,22 @@ pub async fn invoke(
         Some(q) => Qualifier::parse(q)?,
     };
     let payload = read_body(body, MAX_SYNC_PAYLOAD_BYTES).await?;
-    let payload = if payload.is_empty() { Bytes::from_static(b"{}") } else { payload };
+    let payload = if payload.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        payload
+    };
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("the event is not valid JSON: {e}")));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the event is not valid JSON: {e}"),
+        ));
     }
-    let target = Target { app, function: f, qualifier };
+    let target = Target {
+        app,
+        function: f,
+        qualifier,
+    };
     let req = event_request(payload, TriggerKind::Api, &id);
     let invoked = s.engine.invoke(&target, id, TriggerKind::Api, req).await?;
     Ok(function_response(invoked))
@@ -292,7 +354,9 @@ pub async fn invocations(
     ApiPath((app, f)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<RecordsQuery>,
 ) -> Res<Json<List<InvocationRecord>>> {
-    Ok(Json(List { items: s.engine.invocations(&app, &f, &q.into_query()?).await? }))
+    Ok(Json(List {
+        items: s.engine.invocations(&app, &f, &q.into_query()?).await?,
+    }))
 }
 
 /// Recent log lines, newest first.
@@ -303,5 +367,7 @@ pub async fn logs(
     ApiPath((app, f)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<RecordsQuery>,
 ) -> Res<Json<List<LogLine>>> {
-    Ok(Json(List { items: s.engine.logs(&app, &f, &q.into_query()?).await? }))
+    Ok(Json(List {
+        items: s.engine.logs(&app, &f, &q.into_query()?).await?,
+    }))
 }

@@ -15,7 +15,9 @@ impl Auth {
     /// Builds a verifier from the hex sha256 of the admin token.
     pub fn from_hash_hex(hex_hash: &str) -> Option<Self> {
         let bytes = hex::decode(hex_hash).ok()?;
-        Some(Self { admin_sha256: bytes.try_into().ok()? })
+        Some(Self {
+            admin_sha256: bytes.try_into().ok()?,
+        })
     }
 
     /// Hashes a token the way it is stored.
@@ -32,10 +34,18 @@ impl Auth {
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "expected `Authorization: Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "expected `Authorization: Bearer <token>`",
+                )
+            })?;
         let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         // Constant-time comparison so the token cannot be guessed byte by byte.
-        let diff = digest.iter().zip(self.admin_sha256.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = digest
+            .iter()
+            .zip(self.admin_sha256.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff == 0 {
             Ok(())
         } else {

@@ -39,7 +39,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = status.into_response();
         // The middleware renders the body once it knows the request id.
         resp.extensions_mut().insert(PendingError(self.0));
@@ -60,15 +61,26 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         if e.code == ErrorCode::Internal {
             tracing::error!(request_id = %id, "internal error: {}", e.message);
         }
-        let retry_after = matches!(e.code, ErrorCode::Throttled | ErrorCode::RateLimited | ErrorCode::NoCapacity);
+        let retry_after = matches!(
+            e.code,
+            ErrorCode::Throttled | ErrorCode::RateLimited | ErrorCode::NoCapacity
+        );
         let body = ErrorBody {
-            error: ErrorDetail { code: e.code.as_str().to_string(), message: e.message, request_id: id.clone() },
+            error: ErrorDetail {
+                code: e.code.as_str().to_string(),
+                message: e.message,
+                request_id: id.clone(),
+            },
         };
         let status = resp.status();
         let mut rendered = (status, axum::Json(body)).into_response();
-        rendered.headers_mut().insert(ERROR_CODE, HeaderValue::from_static(e.code.as_str()));
+        rendered
+            .headers_mut()
+            .insert(ERROR_CODE, HeaderValue::from_static(e.code.as_str()));
         if retry_after {
-            rendered.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            rendered
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
         }
         resp = rendered;
     }
@@ -81,6 +93,14 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
 /// Fallback for unknown routes.
 pub async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+/// Fallback for known routes called with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept that method",
+    )
 }
 
 /// `axum::Json` with rejections in the API's error shape.
@@ -96,8 +116,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ErrorCode::UnsupportedMediaType,
                 "expected a JSON body with content-type: application/json",
             )),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::new(ErrorCode::PayloadTooLarge, "request body is over the limit"))
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "request body is over the limit",
+                ))
             }
             Err(e) => Err(ApiError::new(ErrorCode::InvalidRequest, e.body_text())),
         }

@@ -20,7 +20,9 @@ pub(crate) fn function_response(inv: Invoked) -> Response {
         parts.headers.insert("x-arcus-invocation-id", v);
     }
     if let Some(v) = inv.version {
-        parts.headers.insert("x-arcus-version", HeaderValue::from(v));
+        parts
+            .headers
+            .insert("x-arcus-version", HeaderValue::from(v));
     }
     Response::from_parts(parts, Body::new(body))
 }
@@ -33,14 +35,23 @@ fn parse_fn_path(path: &str) -> Result<(String, String, Option<&str>, &str, &str
     let fnq = it.next().unwrap_or_default();
     let rest = it.next().unwrap_or_default();
     if app.is_empty() || fnq.is_empty() {
-        return Err(ApiError::new(ErrorCode::NotFound, "expected /fn/{app}/{function}[@qualifier]/{path}"));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            "expected /fn/{app}/{function}[@qualifier]/{path}",
+        ));
     }
     let (name, qualifier) = match fnq.split_once('@') {
         Some((n, q)) => (n, Some(q)),
         None => (fnq, None),
     };
     let prefix_len = "/fn/".len() + app.len() + 1 + fnq.len();
-    Ok((app.to_string(), name.to_string(), qualifier, &path[..prefix_len], rest))
+    Ok((
+        app.to_string(),
+        name.to_string(),
+        qualifier,
+        &path[..prefix_len],
+        rest,
+    ))
 }
 
 /// Serves a request with a function.
@@ -61,7 +72,11 @@ pub async fn fn_route(
         parts.headers.remove(axum::http::header::AUTHORIZATION);
     }
     if let Some(len) = parts.headers.get(axum::http::header::CONTENT_LENGTH) {
-        let too_big = len.to_str().ok().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > MAX_SYNC_PAYLOAD_BYTES);
+        let too_big = len
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+            .is_some_and(|l| l > MAX_SYNC_PAYLOAD_BYTES);
         if too_big {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,
@@ -83,7 +98,11 @@ pub async fn fn_route(
         parts.headers.insert("x-arcus-invocation-id", v);
     }
     let req = axum::http::Request::from_parts(parts, http_body_util::Full::new(payload));
-    let target = Target { app, function, qualifier };
+    let target = Target {
+        app,
+        function,
+        qualifier,
+    };
     let invoked = s.engine.invoke(&target, id, TriggerKind::Http, req).await?;
     Ok(function_response(invoked))
 }
@@ -95,9 +114,15 @@ mod tests {
     #[test]
     fn parses_function_paths() {
         let (a, f, q, prefix, rest) = parse_fn_path("/fn/shop/cart@v2/items/1").unwrap();
-        assert_eq!((a.as_str(), f.as_str(), q, prefix, rest), ("shop", "cart", Some("v2"), "/fn/shop/cart@v2", "items/1"));
+        assert_eq!(
+            (a.as_str(), f.as_str(), q, prefix, rest),
+            ("shop", "cart", Some("v2"), "/fn/shop/cart@v2", "items/1")
+        );
         let (_, f, q, prefix, rest) = parse_fn_path("/fn/shop/cart").unwrap();
-        assert_eq!((f.as_str(), q, prefix, rest), ("cart", None, "/fn/shop/cart", ""));
+        assert_eq!(
+            (f.as_str(), q, prefix, rest),
+            ("cart", None, "/fn/shop/cart", "")
+        );
         let (_, _, _, _, rest) = parse_fn_path("/fn/shop/cart/").unwrap();
         assert_eq!(rest, "");
         assert!(parse_fn_path("/fn/shop").is_err());

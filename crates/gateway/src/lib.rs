@@ -43,25 +43,53 @@ fn api_router(state: AppState) -> Router<AppState> {
     let fn_path = "/api/v1/apps/{app}/functions/{function}";
     let protected = Router::new()
         .route("/api/v1/apps", post(api::create_app).get(api::list_apps))
-        .route("/api/v1/apps/{app}", get(api::get_app).delete(api::delete_app))
-        .route("/api/v1/apps/{app}/functions", post(api::create_function).get(api::list_functions))
-        .route(fn_path, get(api::get_function).patch(api::update_function).delete(api::delete_function))
-        .route(&format!("{fn_path}/code"), axum::routing::put(api::put_code))
-        .route(&format!("{fn_path}/versions"), post(api::publish).get(api::list_versions))
-        .route(&format!("{fn_path}/versions/{{version}}"), get(api::get_version).delete(api::delete_version))
+        .route(
+            "/api/v1/apps/{app}",
+            get(api::get_app).delete(api::delete_app),
+        )
+        .route(
+            "/api/v1/apps/{app}/functions",
+            post(api::create_function).get(api::list_functions),
+        )
+        .route(
+            fn_path,
+            get(api::get_function)
+                .patch(api::update_function)
+                .delete(api::delete_function),
+        )
+        .route(
+            &format!("{fn_path}/code"),
+            axum::routing::put(api::put_code),
+        )
+        .route(
+            &format!("{fn_path}/versions"),
+            post(api::publish).get(api::list_versions),
+        )
+        .route(
+            &format!("{fn_path}/versions/{{version}}"),
+            get(api::get_version).delete(api::delete_version),
+        )
         .route(&format!("{fn_path}/aliases"), get(api::list_aliases))
         .route(
             &format!("{fn_path}/aliases/{{alias}}"),
-            axum::routing::put(api::put_alias).get(api::get_alias).delete(api::delete_alias),
+            axum::routing::put(api::put_alias)
+                .get(api::get_alias)
+                .delete(api::delete_alias),
         )
-        .route(&format!("{fn_path}/aliases/{{alias}}/rollback"), post(api::rollback_alias))
+        .route(
+            &format!("{fn_path}/aliases/{{alias}}/rollback"),
+            post(api::rollback_alias),
+        )
         .route(&format!("{fn_path}/invoke"), post(api::invoke))
         .route(&format!("{fn_path}/invocations"), get(api::invocations))
         .route(&format!("{fn_path}/logs"), get(api::logs))
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(state, require_token));
     Router::new()
-        .route("/api/v1/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { axum::Json(ApiDoc::openapi()) }),
+        )
         .merge(protected)
 }
 
@@ -78,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/fn/{*path}", any(invoke::fn_route))
         .merge(api_router(state.clone()))
         .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn(error::request_id))
         .with_state(state)
 }

@@ -40,7 +40,10 @@ impl ArtefactCache {
             .map_err(|e| WasmError::Internal(format!("create {}: {e}", dir.display())))?;
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Ok(Self { dir, engine_key: format!("{:016x}", h.finish()) })
+        Ok(Self {
+            dir,
+            engine_key: format!("{:016x}", h.finish()),
+        })
     }
 
     fn path(&self, sha: &str) -> PathBuf {

@@ -22,7 +22,10 @@ pub struct EgressPolicy {
 impl EgressPolicy {
     /// Whether `host` (no brackets for IPv6) and `port` match an allowed entry.
     pub fn allows(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         self.allowed_hosts.iter().any(|entry| {
             let entry = entry.to_ascii_lowercase();
             let (pattern, want_port) = split_host_port(&entry);
@@ -41,8 +44,7 @@ impl EgressPolicy {
         self.protected.iter().any(|p| {
             p.port() == addr.port()
                 && (p.ip() == addr.ip()
-                    || (p.ip().is_unspecified() || p.ip().is_loopback())
-                        && is_local(addr.ip()))
+                    || (p.ip().is_unspecified() || p.ip().is_loopback()) && is_local(addr.ip()))
         })
     }
 }
@@ -90,13 +92,20 @@ impl Host {
 
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for Host {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -119,11 +128,13 @@ impl WasiHttpHooks for EgressHooks {
         Box::new(async move {
             let uri = request.uri();
             let host = uri.host().unwrap_or_default().to_string();
-            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
+            let port = uri
+                .port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                });
             if !policy.allows(&host, port) {
                 tracing::debug!(%host, port, "outgoing request refused: host not allowed");
                 return Err(HttpError::HttpRequestDenied);
@@ -155,7 +166,15 @@ mod tests {
 
     #[test]
     fn allow_list_matching() {
-        let p = policy(&["api.example.com", "127.0.0.1:9000", "*.svc.local", "[::1]:81"], &[]);
+        let p = policy(
+            &[
+                "api.example.com",
+                "127.0.0.1:9000",
+                "*.svc.local",
+                "[::1]:81",
+            ],
+            &[],
+        );
         assert!(p.allows("api.example.com", 443));
         assert!(p.allows("API.example.com", 80));
         assert!(p.allows("127.0.0.1", 9000));

@@ -117,7 +117,10 @@ impl WasmRuntime {
         let (resp_tx, resp_rx) = oneshot::channel();
 
         if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
-            req.headers_mut().insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
+            req.headers_mut().insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("localhost"),
+            );
         }
         let req = req.map(|b| {
             b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
@@ -137,7 +140,10 @@ impl WasmRuntime {
         store.epoch_deadline_async_yield_and_update(1);
 
         let prepared = (|| {
-            let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, req)?;
             let out = store.data_mut().http().new_response_outparam(resp_tx)?;
             Ok::<_, wasmtime::Error>((req, out))
         })();
@@ -154,7 +160,10 @@ impl WasmRuntime {
         tokio::spawn(async move {
             let started = Instant::now();
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await.map_err(classify_instantiate)?;
+                let proxy = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(classify_instantiate)?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, guest_req, out)
@@ -177,12 +186,17 @@ impl WasmRuntime {
 
         let response = match tokio::time::timeout_at(deadline, resp_rx).await {
             Ok(Ok(Ok(resp))) => Ok(resp.map(|inner| ResponseBody { inner })),
-            Ok(Ok(Err(code))) => Err(Outcome::Trap(format!("function answered with an error: {code:?}"))),
+            Ok(Ok(Err(code))) => Err(Outcome::Trap(format!(
+                "function answered with an error: {code:?}"
+            ))),
             // The guest ended without answering: its completion says why.
             Ok(Err(_closed)) => Err(Outcome::Trap(String::new())),
             Err(_elapsed) => Err(Outcome::Timeout),
         };
-        Invocation { response, completion: done_rx }
+        Invocation {
+            response,
+            completion: done_rx,
+        }
     }
 
     fn engine(&self) -> &wasmtime::Engine {
@@ -197,8 +211,15 @@ fn finished(
     done_rx: oneshot::Receiver<Completion>,
     duration: Duration,
 ) -> Invocation {
-    let _ = done_tx.send(Completion { outcome: outcome.clone(), logs: sink.drain(), duration });
-    Invocation { response: Err(outcome), completion: done_rx }
+    let _ = done_tx.send(Completion {
+        outcome: outcome.clone(),
+        logs: sink.drain(),
+        duration,
+    });
+    Invocation {
+        response: Err(outcome),
+        completion: done_rx,
+    }
 }
 
 fn record_outcome(sink: &LogSink, outcome: &Outcome, timeout: Duration) {

@@ -8,7 +8,7 @@ mod invoke;
 mod logs;
 
 pub use host::EgressPolicy;
-pub use invoke::{Completion, InvokeSpec, Invocation, Outcome, ResponseBody};
+pub use invoke::{Completion, Invocation, InvokeSpec, Outcome, ResponseBody};
 pub use logs::{CapturedLine, LogSink};
 
 use host::Host;
@@ -124,12 +124,16 @@ impl WasmRuntime {
     }
 
     /// Validates `bytes` as a proxy component, compiles it and caches the artefact.
-    /// Used at upload time, so a later load never compiles.
+    /// Used at upload time, so a later load never compiles. Code whose artefact is
+    /// already cached (the same bytes uploaded again) is not compiled again.
     pub async fn prepare(&self, sha256: &str, bytes: Vec<u8>) -> Result<(), WasmError> {
         artefact::check_component_header(&bytes)?;
         let this = self.clone();
         let sha = sha256.to_string();
         tokio::task::spawn_blocking(move || {
+            if let Some(component) = this.artefacts.load(&this.engine, &sha) {
+                return this.pre(&component, &sha).map(drop);
+            }
             let component = this.compile(&bytes)?;
             this.pre(&component, &sha)?;
             this.artefacts.store(&sha, &component)
@@ -170,7 +174,13 @@ impl WasmRuntime {
             }
         };
         let pre = self.pre(&component, sha256)?;
-        Ok((Arc::new(LoadedComponent { pre, sha256: sha256.to_string() }), source))
+        Ok((
+            Arc::new(LoadedComponent {
+                pre,
+                sha256: sha256.to_string(),
+            }),
+            source,
+        ))
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Component, WasmError> {
@@ -207,12 +217,14 @@ impl EpochTicker {
     fn start(engine: Engine, tick: Duration) -> Self {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
-        let spawned = std::thread::Builder::new().name("arcus-epoch".into()).spawn(move || {
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(tick);
-                engine.increment_epoch();
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("arcus-epoch".into())
+            .spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            });
         if let Err(e) = spawned {
             tracing::error!("cannot start epoch ticker; timeouts of busy guests will be late: {e}");
         }

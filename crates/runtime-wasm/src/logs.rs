@@ -38,12 +38,18 @@ pub struct LogSink {
 impl LogSink {
     /// A sink keeping at most `budget` bytes of output.
     pub fn new(budget: usize) -> Self {
-        Self { inner: Arc::default(), budget }
+        Self {
+            inner: Arc::default(),
+            budget,
+        }
     }
 
     /// A writer for one stream, to hand to the WASI context.
     pub fn stream(&self, stream: LogStream) -> LogWriter {
-        LogWriter { sink: self.clone(), stream }
+        LogWriter {
+            sink: self.clone(),
+            stream,
+        }
     }
 
     /// Adds a platform line (errors, traps) that does not count against the budget.
@@ -59,11 +65,18 @@ impl LogSink {
     /// Takes every complete line plus any unterminated trailing output.
     pub fn drain(&self) -> Vec<CapturedLine> {
         let mut buf = lock(&self.inner);
-        for (i, stream) in [LogStream::Stdout, LogStream::Stderr].into_iter().enumerate() {
+        for (i, stream) in [LogStream::Stdout, LogStream::Stderr]
+            .into_iter()
+            .enumerate()
+        {
             let rest = std::mem::take(&mut buf.partial[i]);
             if !rest.is_empty() {
                 let message = String::from_utf8_lossy(&rest).into_owned();
-                buf.lines.push(CapturedLine { stream, timestamp: Timestamp::now_utc(), message });
+                buf.lines.push(CapturedLine {
+                    stream,
+                    timestamp: Timestamp::now_utc(),
+                    message,
+                });
             }
         }
         if std::mem::take(&mut buf.truncated) {
@@ -89,7 +102,11 @@ impl LogSink {
             if b == b'\n' {
                 let line = std::mem::take(&mut buf.partial[idx]);
                 let message = String::from_utf8_lossy(&line).into_owned();
-                buf.lines.push(CapturedLine { stream, timestamp: Timestamp::now_utc(), message });
+                buf.lines.push(CapturedLine {
+                    stream,
+                    timestamp: Timestamp::now_utc(),
+                    message,
+                });
             } else {
                 buf.partial[idx].push(b);
             }
@@ -122,7 +139,11 @@ impl StdoutStream for LogWriter {
 }
 
 impl AsyncWrite for LogWriter {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.sink.write(self.stream, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -147,7 +168,10 @@ mod tests {
         sink.write(LogStream::Stderr, b"err\n");
         sink.write(LogStream::Stdout, b"o\nthree is too long\n");
         let lines = sink.drain();
-        let text: Vec<_> = lines.iter().map(|l| (l.stream, l.message.as_str())).collect();
+        let text: Vec<_> = lines
+            .iter()
+            .map(|l| (l.stream, l.message.as_str()))
+            .collect();
         assert_eq!(
             text,
             vec![

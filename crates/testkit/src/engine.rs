@@ -19,7 +19,10 @@ pub const TEST_MAX_INSTANCES: u32 = 64;
 /// The directory is deleted when the returned `TempDir` is dropped, so keep it alive as
 /// long as the engine is used.
 pub async fn engine() -> (Engine, TempDir) {
-    let dir = tempfile::Builder::new().prefix("arcus-test-").tempdir().expect("create temp dir");
+    let dir = tempfile::Builder::new()
+        .prefix("arcus-test-")
+        .tempdir()
+        .expect("create temp dir");
     let engine = engine_in(dir.path()).await;
     (engine, dir)
 }
@@ -27,12 +30,19 @@ pub async fn engine() -> (Engine, TempDir) {
 /// Builds an engine on an existing data directory (e.g. to reopen one after a restart).
 /// Panics on any set-up failure.
 pub async fn engine_in(root: &Path) -> Engine {
-    let store = SqliteStore::open(&root.join("arcus.db")).await.expect("open sqlite store");
+    let store = SqliteStore::open(&root.join("arcus.db"))
+        .await
+        .expect("open sqlite store");
     let blobs = LocalBlobStore::new(root.join("blobs"));
     let wasm = WasmRuntime::new(WasmConfig {
         max_instances: TEST_MAX_INSTANCES,
         ..WasmConfig::new(root.join("artefacts"))
     })
     .expect("build wasm runtime");
-    Engine::new(Arc::new(store), Arc::new(blobs), wasm, EngineConfig::default())
+    Engine::new(
+        Arc::new(store),
+        Arc::new(blobs),
+        wasm,
+        EngineConfig::default(),
+    )
 }

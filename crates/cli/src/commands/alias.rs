@@ -131,6 +131,17 @@ pub async fn run(cmd: AliasCmd) -> anyhow::Result<()> {
 pub async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     let ctx = args.opts.connect()?;
     let FnRef { app, function } = &args.target;
+    // The target before the rollback, for the message: the answer's `previous` is what
+    // a further rollback would restore, not what the alias pointed at until now.
+    let before = if ctx.json {
+        None
+    } else {
+        ctx.client
+            .get_alias(app, function, &args.alias)
+            .await
+            .ok()
+            .map(|a| a.target)
+    };
     let a = ctx
         .client
         .rollback_alias(app, function, &args.alias)
@@ -138,10 +149,7 @@ pub async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     if ctx.json {
         print_json(&a)?;
     } else {
-        let from = a
-            .previous
-            .as_ref()
-            .map(|p| format!(" (was {})", alias_target(p)));
+        let from = before.map(|t| format!(" (was {})", alias_target(&t)));
         outln!(
             "alias {} of {}/{} -> version {}{}",
             a.name,

@@ -1,0 +1,218 @@
+//! `arcus-bench`: throughput and latency of Arcus serving the `hello` component, against two
+//! baselines measured in the same run — `wasmtime serve` of the same component and a
+//! minimal in-process hyper server answering the same text.
+//!
+//! Every server is loaded by the same in-process load generator ([`load`]) at each
+//! requested number of concurrent keep-alive HTTP/1.1 connections, for a bounded time per
+//! scenario; the program prints requests/s, p50 and p99 latency, and the ratios of Arcus to
+//! each baseline. Machines here are shared and noisy, so only the ratios from one run mean
+//! much (design.md, conventions 8). See `docs/benchmarks.md`.
+
+mod load;
+mod report;
+mod servers;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use load::{LoadConfig, Target};
+use report::Row;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "arcus-bench",
+    version,
+    about = "Benchmarks Arcus against wasmtime serve and a raw hyper server"
+)]
+struct Args {
+    /// The `arcus` binary (build it with `cargo build --release -p arcus-cli`).
+    #[arg(long, default_value = "target/release/arcus")]
+    arcus_bin: PathBuf,
+    /// The `wasmtime` binary [default: `wasmtime` on PATH; skipped if there is none].
+    #[arg(long)]
+    wasmtime_bin: Option<PathBuf>,
+    /// The hello component every wasm server runs.
+    #[arg(long, default_value = "tests/fixtures/out/hello.wasm")]
+    component: PathBuf,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    duration: Duration,
+    /// Unmeasured warm-up seconds per scenario, on the same connections.
+    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    warmup: Duration,
+    /// Concurrent keep-alive connections, one scenario per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,16", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    connections: Vec<u16>,
+    /// Worker threads of the load generator's runtime (1 = a current-thread runtime).
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u16).range(1..=64))]
+    client_threads: u16,
+    /// Worker threads of the in-process hyper server's runtime.
+    #[arg(long, default_value = "2", value_parser = clap::value_parser!(u16).range(1..=64))]
+    server_threads: u16,
+    /// Print the tables as markdown (for docs/benchmarks.md).
+    #[arg(long)]
+    markdown: bool,
+}
+
+/// Parses seconds (fractions allowed) in 0..=3600.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("{secs} is not between 0 and 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.duration.is_zero() {
+        bail!("--duration must be more than 0 seconds");
+    }
+    let mut builder = if args.client_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(usize::from(args.client_threads));
+        b
+    };
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("cannot build the load generator's runtime")?;
+    runtime.block_on(run(args))
+}
+
+/// Starts the servers, runs every scenario, prints the report; the servers stop when
+/// their guards drop, on success or error.
+async fn run(args: Args) -> Result<()> {
+    let arcus_bin = resolve(&args.arcus_bin);
+    if !arcus_bin.is_file() {
+        bail!(
+            "no arcus binary at {}; build it with `cargo build --release -p arcus-cli` or pass --arcus-bin",
+            arcus_bin.display()
+        );
+    }
+    let component = resolve(&args.component);
+    let code = std::fs::read(&component).with_context(|| {
+        format!(
+            "cannot read the hello component {} (build it with tests/fixtures/build.sh)",
+            component.display()
+        )
+    })?;
+
+    let mut notes = vec![format!(
+        "{} s per scenario after a {} s warm-up; load generator on {} thread(s); hyper baseline on {} worker thread(s).",
+        args.duration.as_secs_f64(),
+        args.warmup.as_secs_f64(),
+        args.client_threads,
+        args.server_threads
+    )];
+    progress("starting the in-process hyper server");
+    let hyper = servers::HyperServer::start(usize::from(args.server_threads))?;
+    load::verify("hyper", &hyper.target).await?;
+
+    let wasmtime_bin = match &args.wasmtime_bin {
+        Some(bin) if !bin.is_file() => bail!("no wasmtime binary at {}", bin.display()),
+        Some(bin) => Some(bin.clone()),
+        None => servers::wasmtime_on_path(),
+    };
+    let mut wasmtime = match wasmtime_bin {
+        Some(bin) => {
+            let version = servers::wasmtime_version(&bin)?;
+            if !version.contains("48.0.8") {
+                notes.push(format!(
+                    "note: the baseline is wasmtime-cli 48.0.8, but {} is {version:?}",
+                    bin.display()
+                ));
+            }
+            progress(&format!("starting wasmtime serve ({version})"));
+            notes.push(format!(
+                "wasmtime serve: {version}, `wasmtime serve -Scli`."
+            ));
+            Some(servers::start_wasmtime(&bin, &component).await?)
+        }
+        None => {
+            notes.push(
+                "wasmtime serve: skipped (wasmtime-cli 48.0.8 not installed; cargo install --locked wasmtime-cli@48.0.8)"
+                    .into(),
+            );
+            None
+        }
+    };
+    progress(&format!(
+        "starting {} and deploying hello",
+        arcus_bin.display()
+    ));
+    let mut arcus = servers::start_arcus(&arcus_bin, code.into()).await?;
+
+    let mut targets: Vec<(&'static str, Target)> = vec![(report::ARCUS, arcus.target.clone())];
+    if let Some(w) = &wasmtime {
+        targets.push(("wasmtime serve", w.target.clone()));
+    }
+    targets.push(("hyper", hyper.target.clone()));
+
+    let mut rows = Vec::new();
+    for &connections in &args.connections {
+        for (server, target) in &targets {
+            progress(&format!(
+                "loading {server} with {connections} connection(s)"
+            ));
+            let config = LoadConfig {
+                connections: usize::from(connections),
+                warmup: args.warmup,
+                duration: args.duration,
+            };
+            let stats = load::run(target, config)
+                .await
+                .with_context(|| format!("{server}: load failed"))?;
+            arcus.check_running()?;
+            if let Some(w) = wasmtime.as_mut() {
+                w.check_running()?;
+            }
+            rows.push(Row {
+                server,
+                connections: usize::from(connections),
+                stats,
+            });
+        }
+    }
+
+    for note in &notes {
+        println!("{note}");
+        if args.markdown {
+            println!();
+        }
+    }
+    if !args.markdown {
+        println!();
+    }
+    print!("{}", report::render(&rows, args.markdown));
+    drop(arcus);
+    drop(wasmtime);
+    drop(hyper);
+    Ok(())
+}
+
+/// A relative path that is missing from the current directory is looked up in the
+/// workspace root this binary was built from, so the defaults work from anywhere.
+fn resolve(path: &Path) -> PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidate = root.join(path);
+    if candidate.exists() {
+        candidate
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// A progress line on stderr (stdout carries only the report).
+fn progress(what: &str) {
+    eprintln!("arcus-bench: {what}…");
+}

@@ -1,0 +1,169 @@
+//! The printed results: one table of measurements and one of Arcus ÷ baseline ratios,
+//! as aligned text or as markdown (for `docs/benchmarks.md`).
+
+use crate::load::Stats;
+use std::fmt::Write;
+
+/// Name of the server the ratios are about.
+pub const ARCUS: &str = "arcus";
+
+/// One measured scenario.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Server name, e.g. `arcus`.
+    pub server: &'static str,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// What was measured.
+    pub stats: Stats,
+}
+
+/// Formats the tables; `markdown` picks markdown tables over aligned text.
+pub fn render(rows: &[Row], markdown: bool) -> String {
+    let mut measurements = vec![header(&[
+        "server",
+        "connections",
+        "requests/s",
+        "p50 µs",
+        "p99 µs",
+        "errors",
+    ])];
+    for row in rows {
+        let s = &row.stats;
+        measurements.push(vec![
+            row.server.to_string(),
+            row.connections.to_string(),
+            format!("{:.0}", s.requests_per_sec()),
+            latency(s.percentile_us(0.50)),
+            latency(s.percentile_us(0.99)),
+            s.errors.to_string(),
+        ]);
+    }
+    let mut ratios = vec![header(&[
+        "arcus ÷ baseline",
+        "connections",
+        "requests/s",
+        "p50",
+        "p99",
+    ])];
+    for arcus in rows.iter().filter(|r| r.server == ARCUS) {
+        for base in rows
+            .iter()
+            .filter(|r| r.server != ARCUS && r.connections == arcus.connections)
+        {
+            let (a, b) = (&arcus.stats, &base.stats);
+            ratios.push(vec![
+                format!("arcus ÷ {}", base.server),
+                arcus.connections.to_string(),
+                ratio(Some(a.requests_per_sec()), Some(b.requests_per_sec())),
+                ratio(a.percentile_us(0.50), b.percentile_us(0.50)),
+                ratio(a.percentile_us(0.99), b.percentile_us(0.99)),
+            ]);
+        }
+    }
+    let mut out = table(&measurements, markdown);
+    if ratios.len() > 1 {
+        out.push('\n');
+        out.push_str(&table(&ratios, markdown));
+        out.push_str(if markdown { "\n" } else { "" });
+        out.push_str(
+            "requests/s ratio < 1 means Arcus serves fewer requests; latency ratio > 1 means Arcus is slower.\n",
+        );
+    }
+    for row in rows.iter().filter(|r| r.stats.errors > 0) {
+        let first = row.stats.first_error.as_deref().unwrap_or("?");
+        let _ = writeln!(
+            out,
+            "warning: {} with {} connection(s) had {} error(s); first: {first}",
+            row.server, row.connections, row.stats.errors
+        );
+    }
+    out
+}
+
+fn header(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_string()).collect()
+}
+
+fn latency(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".into(), |us| format!("{us:.0}"))
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "-".into(),
+    }
+}
+
+/// Renders rows (the first is the header); text tables right-align all but the first column.
+fn table(rows: &[Vec<String>], markdown: bool) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, width))| {
+                let pad = width.saturating_sub(cell.chars().count());
+                if c == 0 {
+                    format!("{cell}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{cell}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        if markdown {
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+            if i == 0 {
+                let rule: Vec<String> = widths
+                    .iter()
+                    .enumerate()
+                    .map(|(c, w)| {
+                        if c == 0 {
+                            "-".repeat(*w)
+                        } else {
+                            format!("{}:", "-".repeat(w.saturating_sub(1)))
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(out, "| {} |", rule.join(" | "));
+            }
+        } else {
+            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_table_has_a_rule_after_the_header() {
+        let rows = vec![header(&["a", "bb"]), vec!["xyz".into(), "1".into()]];
+        assert_eq!(
+            table(&rows, true),
+            "| a   | bb |\n| --- | -: |\n| xyz |  1 |\n"
+        );
+        assert_eq!(table(&rows, false), "a    bb\nxyz   1\n");
+    }
+
+    #[test]
+    fn ratios_need_both_sides() {
+        assert_eq!(ratio(Some(1.0), Some(4.0)), "0.25×");
+        assert_eq!(ratio(None, Some(4.0)), "-");
+        assert_eq!(ratio(Some(1.0), Some(0.0)), "-");
+    }
+}
