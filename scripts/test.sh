@@ -19,6 +19,11 @@ apt_install() {
 
 command -v node >/dev/null 2>&1 || apt_install nodejs npm
 command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv python3-pip
+# Process runtimes: Debian's interpreters, pip for dependency builds, the sandbox tools.
+[ -x /usr/bin/python3 ] && /usr/bin/python3 -m pip --version >/dev/null 2>&1 || apt_install python3 python3-pip
+[ -x /usr/bin/node ] || apt_install nodejs npm
+command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
+command -v slirp4netns >/dev/null 2>&1 || apt_install slirp4netns
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || { log "adding wasm32-wasip2"; rustup target add wasm32-wasip2; }
 command -v cargo-nextest >/dev/null 2>&1 || { log "installing cargo-nextest"; cargo install --locked cargo-nextest; }
 

@@ -21,6 +21,35 @@ pub struct FileConfig {
     /// Wasm runtime settings.
     #[serde(default)]
     pub wasm: WasmFileConfig,
+    /// Process runtime settings (python3, node, custom).
+    #[serde(default)]
+    pub process: ProcessFileConfig,
+}
+
+/// `[process]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessFileConfig {
+    /// The python3 interpreter (a real binary, not a shim); default `/usr/bin/python3`.
+    pub python3: Option<PathBuf>,
+    /// The node binary; default `/usr/bin/node`.
+    pub node: Option<PathBuf>,
+    /// bubblewrap; default `/usr/bin/bwrap`.
+    pub bwrap: Option<PathBuf>,
+    /// slirp4netns (outbound network); default `/usr/bin/slirp4netns`.
+    pub slirp4netns: Option<PathBuf>,
+    /// Host uid the sandboxed processes run as; default 65534.
+    pub sandbox_uid: Option<u32>,
+    /// Host gid the sandboxed processes run as; default 65534.
+    pub sandbox_gid: Option<u32>,
+    /// Size of each instance's /tmp in MiB; default 512.
+    pub tmp_size_mb: Option<u32>,
+    /// Processes/threads per instance; default 256.
+    pub pids_max: Option<u32>,
+    /// Live process instances per node; default 64.
+    pub max_instances: Option<usize>,
+    /// Seconds an idle instance is kept; default 300.
+    pub idle_timeout_s: Option<u64>,
 }
 
 /// `[wasm]` section.
@@ -48,6 +77,97 @@ pub struct Config {
     pub wasm_max_instances: u32,
     /// Loaded components kept in memory (default 256).
     pub max_loaded_components: usize,
+    /// Process runtime settings.
+    pub process: ProcessSettings,
+}
+
+/// Validated `[process]` settings.
+#[derive(Debug, Clone)]
+pub struct ProcessSettings {
+    /// python3 interpreter, resolved to the real binary.
+    pub python3: PathBuf,
+    /// node binary, resolved.
+    pub node: PathBuf,
+    /// bubblewrap binary.
+    pub bwrap: PathBuf,
+    /// slirp4netns binary.
+    pub slirp4netns: PathBuf,
+    /// Sandbox host uid.
+    pub sandbox_uid: u32,
+    /// Sandbox host gid.
+    pub sandbox_gid: u32,
+    /// /tmp size in MiB.
+    pub tmp_size_mb: u32,
+    /// pids limit.
+    pub pids_max: u32,
+    /// Live instances per node.
+    pub max_instances: usize,
+    /// Idle keep-alive.
+    pub idle_timeout: Duration,
+}
+
+impl ProcessSettings {
+    fn from_file(f: ProcessFileConfig) -> Result<Self> {
+        let sandbox_uid = f.sandbox_uid.unwrap_or(65534);
+        let sandbox_gid = f.sandbox_gid.unwrap_or(65534);
+        if sandbox_uid == 0 || sandbox_gid == 0 {
+            bail!("invalid `process.sandbox_uid`/`process.sandbox_gid`: functions never run as root (0)");
+        }
+        let tmp_size_mb = f.tmp_size_mb.unwrap_or(512);
+        if !(1..=10_240).contains(&tmp_size_mb) {
+            bail!("invalid `process.tmp_size_mb`: {tmp_size_mb} is not in 1..=10240");
+        }
+        let pids_max = f.pids_max.unwrap_or(256);
+        if !(8..=65_536).contains(&pids_max) {
+            bail!("invalid `process.pids_max`: {pids_max} is not in 8..=65536");
+        }
+        let max_instances = f.max_instances.unwrap_or(64);
+        if !(1..=10_000).contains(&max_instances) {
+            bail!("invalid `process.max_instances`: {max_instances} is not in 1..=10000");
+        }
+        let idle_timeout_s = f.idle_timeout_s.unwrap_or(300);
+        if !(1..=86_400).contains(&idle_timeout_s) {
+            bail!("invalid `process.idle_timeout_s`: {idle_timeout_s} is not in 1..=86400");
+        }
+        Ok(Self {
+            python3: real_binary("process.python3", f.python3, "/usr/bin/python3")?,
+            node: real_binary("process.node", f.node, "/usr/bin/node")?,
+            bwrap: f.bwrap.unwrap_or_else(|| "/usr/bin/bwrap".into()),
+            slirp4netns: f.slirp4netns.unwrap_or_else(|| "/usr/bin/slirp4netns".into()),
+            sandbox_uid,
+            sandbox_gid,
+            tmp_size_mb,
+            pids_max,
+            max_instances,
+            idle_timeout: Duration::from_secs(idle_timeout_s),
+        })
+    }
+}
+
+/// Resolves an interpreter once to the binary it really is (following symlinks), and
+/// refuses a script (such as pyenv's shell shims) given explicitly: spawning through a
+/// shim costs ~100 ms per cold start. A missing default is kept as is (the runtime then
+/// reports it when a function needs it).
+fn real_binary(key: &str, given: Option<PathBuf>, default: &str) -> Result<PathBuf> {
+    let explicit = given.is_some();
+    let path = given.unwrap_or_else(|| PathBuf::from(default));
+    let Ok(real) = std::fs::canonicalize(&path) else {
+        if explicit {
+            bail!("invalid `{key}`: {} does not exist", path.display());
+        }
+        return Ok(path);
+    };
+    let mut head = [0u8; 2];
+    let is_script = std::fs::File::open(&real)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| &head == b"#!");
+    if is_script {
+        bail!(
+            "invalid `{key}`: {} is a script (a shim?), not an interpreter binary",
+            real.display()
+        );
+    }
+    Ok(real)
 }
 
 /// Values given on the command line or in the environment (already merged by clap).
@@ -91,6 +211,7 @@ impl Config {
         if !(1..=100_000).contains(&max_loaded_components) {
             bail!("invalid `wasm.max_loaded_components`: {max_loaded_components} is not in 1..=100000");
         }
+        let process = ProcessSettings::from_file(file.process)?;
         let admin_token = o.admin_token.filter(|t| !t.is_empty());
         if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("invalid `ARCUS_ADMIN_TOKEN`: it must be at least 16 characters");
@@ -102,6 +223,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             wasm_max_instances,
             max_loaded_components,
+            process,
         })
     }
 }

@@ -4,6 +4,7 @@
 use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
 use arcus_engine::{Engine, EngineConfig};
+use arcus_runtime_process::{ProcessConfig, ProcessRuntime};
 use arcus_gateway::{AppState, Auth};
 use arcus_runtime_wasm::{WasmConfig, WasmRuntime};
 use arcus_store::{LocalBlobStore, SqliteStore};
@@ -57,10 +58,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut wasm_config = WasmConfig::new(data.join("artefacts"));
     wasm_config.max_instances = config.wasm_max_instances;
     let wasm = WasmRuntime::new(wasm_config)?;
+    let process = process_runtime(&config, data);
     let engine = Engine::new(
         store,
         blobs,
         wasm,
+        process,
         EngineConfig { max_loaded_components: config.max_loaded_components, protected_addrs: vec![addr] },
     );
     let app = arcus_gateway::router(AppState { engine: engine.clone(), auth });
@@ -81,9 +84,39 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Ok(joined) => joined?.context("server failed")?,
         Err(_) => eprintln!("arcus: grace period over; closing remaining connections"),
     }
+    engine.stop_instances().await;
     engine.flush().await;
     eprintln!("arcus: stopped");
     Ok(())
+}
+
+/// The process runtimes, or `None` (with the reason logged) when this host cannot
+/// sandbox processes; wasm functions work either way.
+fn process_runtime(config: &Config, data: &Path) -> Option<ProcessRuntime> {
+    let p = &config.process;
+    let built = ProcessRuntime::new(ProcessConfig {
+        work_dir: data.join("process"),
+        python3: p.python3.clone(),
+        node: p.node.clone(),
+        bwrap: p.bwrap.clone(),
+        slirp4netns: p.slirp4netns.clone(),
+        sandbox_uid: p.sandbox_uid,
+        sandbox_gid: p.sandbox_gid,
+        tmp_size_mb: p.tmp_size_mb,
+        pids_max: p.pids_max,
+        max_instances: p.max_instances,
+        idle_timeout: p.idle_timeout,
+    });
+    match built {
+        Ok(rt) => {
+            tracing::info!(cgroup = ?rt.support().cgroup, "process runtimes ready");
+            Some(rt)
+        }
+        Err(e) => {
+            tracing::warn!("process runtimes (python3, node, custom) are disabled: {e}");
+            None
+        }
+    }
 }
 
 async fn shutdown_signal() {

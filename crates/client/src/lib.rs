@@ -171,8 +171,8 @@ impl Client {
         self.empty(self.request(Method::DELETE, url)).await
     }
 
-    /// `PUT /apps/{app}/functions/{fn}/code`: uploads a wasm component as the draft's
-    /// code. The server validates and precompiles it before answering.
+    /// `PUT /apps/{app}/functions/{fn}/code`: uploads a wasm component or a zip as the
+    /// draft's code. The server validates and builds it before answering.
     pub async fn upload_code(
         &self,
         app: &str,
@@ -180,10 +180,11 @@ impl Client {
         code: impl Into<Bytes>,
     ) -> Result<Function> {
         let url = self.url(&["apps", app, "functions", function, "code"])?;
+        let code: Bytes = code.into();
         let req = self
             .request(Method::PUT, url)
-            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
-            .body(code.into());
+            .header(reqwest::header::CONTENT_TYPE, code_content_type(&code))
+            .body(code);
         self.json(req).await
     }
 
@@ -503,5 +504,15 @@ mod tests {
             ClientError::UnexpectedStatus { status: 502, .. }
         ));
         assert_eq!(err.request_id(), Some("hdr"));
+    }
+}
+
+/// The content type of uploaded code, from its first bytes: a zip (python3, node and
+/// custom functions) or a wasm component.
+pub fn code_content_type(code: &[u8]) -> &'static str {
+    if code.starts_with(b"PK\x03\x04") || code.starts_with(b"PK\x05\x06") {
+        "application/zip"
+    } else {
+        "application/wasm"
     }
 }

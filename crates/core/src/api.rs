@@ -2,7 +2,7 @@
 
 use crate::limits::*;
 use crate::model::{
-    AliasTarget, App, Canary, ExecConfig, FunctionErrorCode, FunctionMeta, Runtime,
+    AliasTarget, App, Canary, ExecConfig, FunctionErrorCode, FunctionMeta, Network, Runtime,
 };
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,12 @@ pub struct CreateFunction {
     /// Hosts the function may call over HTTP; default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Handler: `module.function` (python3), `file.export` (node); required for those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Outbound network of a process function; default `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -76,6 +82,12 @@ pub struct UpdateFunction {
     /// Replaces the allowed hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Replaces the handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Replaces the outbound network setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -191,7 +203,11 @@ fn validate_meta_fields(
 pub fn validate_exec_config(c: &ExecConfig) -> Result<()> {
     let (min, max) = match c.runtime {
         Runtime::Wasm => (MIN_WASM_MEMORY_MB, MAX_WASM_MEMORY_MB),
+        Runtime::Python3 | Runtime::Node | Runtime::Custom => {
+            (MIN_PROCESS_MEMORY_MB, MAX_PROCESS_MEMORY_MB)
+        }
     };
+    validate_handler(c)?;
     if c.memory_mb < min || c.memory_mb > max {
         return Err(Error::invalid(format!(
             "memory_mb must be between {min} and {max} for runtime {}",
@@ -239,6 +255,48 @@ pub fn validate_exec_config(c: &ExecConfig) -> Result<()> {
     Ok(())
 }
 
+/// Checks a handler against its runtime: python3 `module.function` (dotted modules
+/// allowed), node `file.export` (the file may be a relative path).
+fn validate_handler(c: &ExecConfig) -> Result<()> {
+    let kind = match c.runtime {
+        Runtime::Python3 => "module.function",
+        Runtime::Node => "file.export",
+        Runtime::Wasm | Runtime::Custom => return Ok(()),
+    };
+    let Some(h) = c.handler.as_deref() else {
+        return Err(Error::invalid(format!(
+            "runtime {} needs a handler ({kind})",
+            c.runtime.as_str()
+        )));
+    };
+    let ident = |s: &str| {
+        !s.is_empty()
+            && !s.as_bytes()[0].is_ascii_digit()
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+    };
+    let valid = h.len() <= MAX_HANDLER_BYTES
+        && match h.rsplit_once('.') {
+            Some((module, func)) if ident(func) => match c.runtime {
+                Runtime::Python3 => module.split('.').all(ident),
+                _ => module.split('/').all(|seg| {
+                    !seg.is_empty()
+                        && seg != ".."
+                        && seg != "."
+                        && seg
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+                }),
+            },
+            _ => false,
+        };
+    if !valid {
+        return Err(Error::invalid(format!(
+            "handler {h:?} must look like {kind}"
+        )));
+    }
+    Ok(())
+}
+
 impl CreateFunction {
     /// Applies defaults and validates; returns the draft config and metadata.
     pub fn into_parts(self) -> Result<(String, ExecConfig, FunctionMeta)> {
@@ -254,6 +312,8 @@ impl CreateFunction {
             timeout_ms: self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
             env: self.env.unwrap_or_default(),
             allowed_hosts: self.allowed_hosts.unwrap_or_default(),
+            handler: self.handler,
+            network: self.network.unwrap_or_default(),
         };
         validate_exec_config(&config)?;
         let meta = FunctionMeta {
@@ -287,6 +347,12 @@ impl UpdateFunction {
         }
         if let Some(v) = self.allowed_hosts {
             next.allowed_hosts = v;
+        }
+        if self.handler.is_some() {
+            next.handler = self.handler;
+        }
+        if let Some(v) = self.network {
+            next.network = v;
         }
         validate_exec_config(&next)?;
         *config = next;

@@ -13,8 +13,11 @@ pub enum ErrorCode {
     InvalidRequest,
     /// A name (app, function, alias) does not match its pattern or is reserved.
     InvalidName,
-    /// Uploaded code is not a valid WebAssembly component.
+    /// Uploaded code is unusable: not a valid component, a broken or unsafe zip, a
+    /// missing handler or bootstrap.
     InvalidCode,
+    /// Installing the code's dependencies failed; the message carries the build log.
+    BuildFailed,
     /// No credentials, or credentials that are not valid.
     Unauthorized,
     /// Valid credentials that may not do this.
@@ -47,6 +50,10 @@ pub enum ErrorCode {
     RateLimited,
     /// The function failed (trap, crash, unhandled error).
     FunctionError,
+    /// The function's runtime failed to start (import error, bootstrap exited, …).
+    InitError,
+    /// The function used more memory than its `memory_mb`.
+    OutOfMemory,
     /// No capacity could be found in time.
     NoCapacity,
     /// The function ran past its timeout.
@@ -62,7 +69,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidRequest | InvalidName | InvalidCode => 400,
+            InvalidRequest | InvalidName | InvalidCode | BuildFailed => 400,
             Unauthorized => 401,
             Forbidden => 403,
             NotFound | AppNotFound | FunctionNotFound | VersionNotFound | AliasNotFound
@@ -73,7 +80,7 @@ impl ErrorCode {
             UnsupportedMediaType => 415,
             Throttled | RateLimited => 429,
             Internal => 500,
-            FunctionError => 502,
+            FunctionError | InitError | OutOfMemory => 502,
             NoCapacity | Unavailable => 503,
             FunctionTimeout => 504,
         }
@@ -86,6 +93,7 @@ impl ErrorCode {
             InvalidRequest => "invalid_request",
             InvalidName => "invalid_name",
             InvalidCode => "invalid_code",
+            BuildFailed => "build_failed",
             Unauthorized => "unauthorized",
             Forbidden => "forbidden",
             NotFound => "not_found",
@@ -102,6 +110,8 @@ impl ErrorCode {
             Throttled => "throttled",
             RateLimited => "rate_limited",
             FunctionError => "function_error",
+            InitError => "init_error",
+            OutOfMemory => "out_of_memory",
             NoCapacity => "no_capacity",
             FunctionTimeout => "function_timeout",
             Internal => "internal",

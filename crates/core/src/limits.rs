@@ -12,6 +12,18 @@ pub const DEFAULT_MEMORY_MB: u32 = 128;
 pub const MIN_WASM_MEMORY_MB: u32 = 16;
 /// Largest memory of a wasm function in MiB.
 pub const MAX_WASM_MEMORY_MB: u32 = 4096;
+/// Smallest memory of a process function (python3, node, custom) in MiB.
+pub const MIN_PROCESS_MEMORY_MB: u32 = 64;
+/// Largest memory of a process function in MiB.
+pub const MAX_PROCESS_MEMORY_MB: u32 = 10_240;
+/// Largest zipped code upload of a process function (50 MiB).
+pub const MAX_ZIP_CODE_BYTES: usize = 50 * 1024 * 1024;
+/// Largest unzipped size of a process function's code (250 MiB).
+pub const MAX_UNZIPPED_CODE_BYTES: u64 = 250 * 1024 * 1024;
+/// Largest number of entries in a code zip.
+pub const MAX_ZIP_ENTRIES: usize = 20_000;
+/// Largest handler string in bytes.
+pub const MAX_HANDLER_BYTES: usize = 128;
 /// Default timeout of an invocation in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Largest timeout of an invocation in milliseconds (900 s).

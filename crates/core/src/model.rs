@@ -16,6 +16,12 @@ pub enum Runtime {
     /// A WebAssembly component of the `wasi:http/proxy` world, run in wasmtime.
     #[default]
     Wasm,
+    /// A Python handler `module.function(event, context)`, run as a sandboxed process.
+    Python3,
+    /// A Node.js handler `file.export(event, context)`, run as a sandboxed process.
+    Node,
+    /// An executable `bootstrap` speaking the AWS Lambda Runtime API.
+    Custom,
 }
 
 impl Runtime {
@@ -23,13 +29,24 @@ impl Runtime {
     pub fn as_str(self) -> &'static str {
         match self {
             Runtime::Wasm => "wasm",
+            Runtime::Python3 => "python3",
+            Runtime::Node => "node",
+            Runtime::Custom => "custom",
         }
+    }
+
+    /// Whether instances are processes (code is a zip) rather than wasm components.
+    pub fn is_process(self) -> bool {
+        !matches!(self, Runtime::Wasm)
     }
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "wasm" => Some(Runtime::Wasm),
+            "python3" => Some(Runtime::Python3),
+            "node" => Some(Runtime::Node),
+            "custom" => Some(Runtime::Custom),
             _ => None,
         }
     }
@@ -59,8 +76,26 @@ pub struct ExecConfig {
     pub timeout_ms: u64,
     /// Environment variables visible to the function.
     pub env: BTreeMap<String, String>,
-    /// Hosts (`host` or `host:port`) the function may send HTTP requests to.
+    /// Hosts (`host` or `host:port`) the function may send HTTP requests to (wasm).
     pub allowed_hosts: Vec<String>,
+    /// The handler of a python3 (`module.function`) or node (`file.export`) function;
+    /// ignored by wasm and custom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Outbound network of a process function (wasm uses `allowed_hosts`).
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// Outbound network of a process function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// Only the instance's own loopback.
+    #[default]
+    None,
+    /// Outbound connections through user-mode networking; the node's ports stay unreachable.
+    Outbound,
 }
 
 /// A documented error code a function may return (drives generated API docs).

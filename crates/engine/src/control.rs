@@ -6,7 +6,7 @@ use arcus_core::model::{Alias, App, Function, Timestamp, Version};
 use arcus_core::names::{validate_alias, validate_name};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::store::RecordQuery;
-use arcus_core::{Error, ErrorCode, Result};
+use arcus_core::{Error, ErrorCode, Result, limits};
 use arcus_runtime_wasm::WasmError;
 use sha2::{Digest, Sha256};
 
@@ -92,18 +92,31 @@ impl Engine {
     /// Validates, precompiles and stores new draft code. Nothing changes if it is invalid.
     pub async fn upload_code(&self, app: &str, name: &str, code: Vec<u8>) -> Result<Function> {
         let mut f = self.inner.store.get_function(app, name).await?;
-        if code.len() > arcus_core::limits::MAX_WASM_CODE_BYTES {
-            return Err(Error::new(
-                ErrorCode::PayloadTooLarge,
-                "code is over 100 MiB",
-            ));
-        }
         let sha = hex::encode(Sha256::digest(&code));
-        self.inner
-            .wasm
-            .prepare(&sha, code.clone())
-            .await
-            .map_err(wasm_error)?;
+        match crate::process::kind(f.config.runtime) {
+            None => {
+                if code.len() > limits::MAX_WASM_CODE_BYTES {
+                    return Err(Error::new(ErrorCode::PayloadTooLarge, "code is over 100 MiB"));
+                }
+                self.inner
+                    .wasm
+                    .prepare(&sha, code.clone())
+                    .await
+                    .map_err(wasm_error)?;
+            }
+            Some(kind) => {
+                if code.len() > limits::MAX_ZIP_CODE_BYTES {
+                    return Err(Error::new(ErrorCode::PayloadTooLarge, "the zip is over 50 MiB"));
+                }
+                let rt = self.process_runtime()?;
+                rt.prepare(kind, &sha, code.clone())
+                    .await
+                    .map_err(crate::process::prepare_error)?;
+                let handler = f.config.handler.clone().unwrap_or_default();
+                rt.check_entrypoint(kind, &sha, &handler)
+                    .map_err(crate::process::prepare_error)?;
+            }
+        }
         let code_ref = self.inner.blobs.put(&code).await?;
         f.code = Some(code_ref);
         f.updated_at = now();
@@ -122,6 +135,10 @@ impl Engine {
             .store
             .publish_version(app, name, &req.description, now())
             .await?;
+        if v.config.runtime.is_process() {
+            // Process instances are started on demand (scaling settings come later).
+            return Ok(v);
+        }
         let this = self.clone();
         let sha = v.sha256.clone();
         tokio::spawn(async move {

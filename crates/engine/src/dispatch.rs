@@ -1,17 +1,18 @@
-//! The data path: resolve `app/function@qualifier` to a version, load its component,
-//! run the request, and hand the record to the recorder.
+//! The data path: resolve `app/function@qualifier` to a version, run it in its runtime
+//! (a wasm component here, a process in `process.rs`), and hand the record to the
+//! recorder.
 
 use crate::Engine;
 use crate::cache::Route;
 use crate::control::wasm_error;
+use crate::recorder::PendingRecord;
 use arcus_core::model::{ExecConfig, Timestamp};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, TriggerKind};
 use arcus_core::{Error, ErrorCode, Result};
-use arcus_runtime_wasm::{
-    Completion, EgressPolicy, InvokeSpec, LoadSource, LoadedComponent, Outcome, ResponseBody,
-};
+use arcus_runtime_wasm::{Completion, EgressPolicy, InvokeSpec, LoadSource, LoadedComponent, Outcome};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,29 @@ pub struct Target {
     pub qualifier: Qualifier,
 }
 
+/// What an invocation is given.
+#[derive(Debug)]
+pub enum Input {
+    /// An HTTP request whose `/fn/...` prefix is stripped: a wasm component gets it as is,
+    /// a handler function gets it as an API Gateway payload 2.0 event.
+    Http(http::Request<Bytes>),
+    /// A JSON event: a wasm component gets it as `POST /`, a handler as `event`.
+    Event(Bytes),
+}
+
+/// Error of a function's response body while it streams.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A function's response body (streamed from a wasm guest, or whole from a handler).
+pub type FnBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BodyError>;
+
+/// A whole body.
+pub(crate) fn full_body(b: Bytes) -> FnBody {
+    http_body_util::Full::new(b)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
 /// A started invocation whose response head is ready.
 pub struct Invoked {
     /// The invocation id (also the request id).
@@ -34,22 +58,26 @@ pub struct Invoked {
     /// The version that runs; `None` for the draft.
     pub version: Option<u32>,
     /// The function's response; the body streams while the function runs.
-    pub response: http::Response<ResponseBody>,
+    pub response: http::Response<FnBody>,
+    /// For handler functions that failed: the error type (`errorType`); the response
+    /// body is then the error document (`errorMessage`, `errorType`, `stackTrace`).
+    pub function_error: Option<String>,
 }
 
-struct Resolved {
-    version: Option<u32>,
-    sha256: String,
-    config: ExecConfig,
+pub(crate) struct Resolved {
+    pub version: Option<u32>,
+    pub sha256: String,
+    pub config: ExecConfig,
 }
 
-/// Builds the request an event is delivered as: `POST /` with the JSON body.
+/// Builds the request an event is delivered as to a wasm component: `POST /` with the
+/// JSON body.
 pub fn event_request(
     body: Bytes,
     trigger: TriggerKind,
     invocation_id: &str,
-) -> http::Request<http_body_util::Full<Bytes>> {
-    let mut req = http::Request::new(http_body_util::Full::new(body));
+) -> http::Request<Bytes> {
+    let mut req = http::Request::new(body);
     *req.method_mut() = http::Method::POST;
     *req.uri_mut() = http::Uri::from_static("/");
     let h = req.headers_mut();
@@ -68,28 +96,20 @@ pub fn event_request(
 }
 
 impl Engine {
-    /// Runs one request against a function.
-    pub async fn invoke<B>(
+    /// Runs one invocation of a function.
+    pub async fn invoke(
         &self,
         target: &Target,
         invocation_id: String,
         trigger: TriggerKind,
-        req: http::Request<B>,
-    ) -> Result<Invoked>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: std::fmt::Display,
-    {
+        input: Input,
+    ) -> Result<Invoked> {
         let started_at = Timestamp::now_utc();
         let route = self.route(&target.app, &target.function).await?;
         let resolved = self.resolve(&route, &target.qualifier).await?;
-        let (component, cold) = self.component(&resolved.sha256).await?;
-        let spec = self.spec(target, &resolved);
-        let timeout_ms = resolved.config.timeout_ms;
-        let inv = self.inner.wasm.invoke(component, spec, req).await;
-        let mut pending = PendingRecord {
-            recorder: self.inner.recorder.clone(),
-            record: InvocationRecord {
+        let pending = PendingRecord::new(
+            self.inner.recorder.clone(),
+            InvocationRecord {
                 id: invocation_id.clone(),
                 app: target.app.clone(),
                 function: target.function.clone(),
@@ -99,22 +119,49 @@ impl Engine {
                 error_code: None,
                 http_status: None,
                 duration_us: 0,
-                cold_start: cold,
+                cold_start: false,
                 started_at,
             },
+        );
+        if let Some(kind) = crate::process::kind(resolved.config.runtime) {
+            return self
+                .invoke_process(target, resolved, kind, input, pending)
+                .await;
+        }
+        let req = match input {
+            Input::Http(req) => req,
+            Input::Event(body) => event_request(body, trigger, &invocation_id),
         };
+        self.invoke_wasm(target, resolved, req, pending).await
+    }
+
+    async fn invoke_wasm(
+        &self,
+        target: &Target,
+        resolved: Resolved,
+        req: http::Request<Bytes>,
+        mut pending: PendingRecord,
+    ) -> Result<Invoked> {
+        let (component, cold) = self.component(&resolved.sha256).await?;
+        pending.record.cold_start = cold;
+        let spec = self.spec(target, &resolved);
+        let timeout_ms = resolved.config.timeout_ms;
+        let req = req.map(http_body_util::Full::new);
+        let inv = self.inner.wasm.invoke(component, spec, req).await;
+        let invocation_id = pending.record.id.clone();
         match inv.response {
             Ok(response) => {
                 pending.record.http_status = Some(response.status().as_u16());
                 tokio::spawn(async move {
                     if let Ok(done) = inv.completion.await {
-                        pending.finish(done);
+                        finish_wasm(pending, done);
                     }
                 });
                 Ok(Invoked {
                     invocation_id,
                     version: resolved.version,
-                    response,
+                    response: response.map(|b| b.map_err(|e| Box::new(e) as BodyError).boxed_unsync()),
+                    function_error: None,
                 })
             }
             Err(early) => {
@@ -128,7 +175,7 @@ impl Engine {
                     },
                 };
                 let err = outcome_error(&done.outcome, timeout_ms);
-                pending.finish(done);
+                finish_wasm(pending, done);
                 Err(err)
             }
         }
@@ -287,36 +334,29 @@ fn outcome_error(outcome: &Outcome, timeout_ms: u64) -> Error {
     }
 }
 
-struct PendingRecord {
-    recorder: crate::Recorder,
-    record: InvocationRecord,
-}
-
-impl PendingRecord {
-    fn finish(mut self, done: Completion) {
-        let r = &mut self.record;
-        r.duration_us = u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX);
-        let (status, code) = match &done.outcome {
-            Outcome::Ok => (InvocationStatus::Succeeded, None),
-            Outcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),
-            Outcome::Trap(_) => (InvocationStatus::Failed, Some(ErrorCode::FunctionError)),
-            Outcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
-            Outcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
-        };
-        r.status = status;
-        r.error_code = code.map(|c| c.as_str().to_string());
-        let logs = done
-            .logs
-            .into_iter()
-            .map(|l| LogLine {
-                invocation_id: r.id.clone(),
-                app: r.app.clone(),
-                function: r.function.clone(),
-                stream: l.stream,
-                timestamp: l.timestamp,
-                message: l.message,
-            })
-            .collect();
-        self.recorder.record(self.record, logs);
-    }
+fn finish_wasm(mut pending: PendingRecord, done: Completion) {
+    let r = &mut pending.record;
+    r.duration_us = u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX);
+    let (status, code) = match &done.outcome {
+        Outcome::Ok => (InvocationStatus::Succeeded, None),
+        Outcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),
+        Outcome::Trap(_) => (InvocationStatus::Failed, Some(ErrorCode::FunctionError)),
+        Outcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
+        Outcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
+    };
+    r.status = status;
+    r.error_code = code.map(|c| c.as_str().to_string());
+    let logs = done
+        .logs
+        .into_iter()
+        .map(|l| LogLine {
+            invocation_id: r.id.clone(),
+            app: r.app.clone(),
+            function: r.function.clone(),
+            stream: l.stream,
+            timestamp: l.timestamp,
+            message: l.message,
+        })
+        .collect();
+    pending.submit(logs);
 }

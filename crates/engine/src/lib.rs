@@ -3,15 +3,19 @@
 //! runs it in a runtime, the cache of loaded components, and the background writer of
 //! invocation records and logs.
 
+pub mod apigw;
 mod cache;
 mod control;
 mod dispatch;
+mod process;
 mod recorder;
 
-pub use dispatch::{Invoked, Target, event_request};
+pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
+pub use process::{REGION, function_arn};
 pub use recorder::Recorder;
 
 use arcus_core::store::{BlobStore, Store};
+use arcus_runtime_process::ProcessRuntime;
 use arcus_runtime_wasm::WasmRuntime;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +48,7 @@ struct Inner {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
     wasm: WasmRuntime,
+    process: Option<ProcessRuntime>,
     routes: cache::RouteCache,
     components: cache::ComponentCache,
     recorder: Recorder,
@@ -51,11 +56,13 @@ struct Inner {
 }
 
 impl Engine {
-    /// Builds an engine and starts its record writer.
+    /// Builds an engine and starts its record writer. Without a process runtime
+    /// (sandbox unavailable on this host), python3/node/custom functions answer 503.
     pub fn new(
         store: Arc<dyn Store>,
         blobs: Arc<dyn BlobStore>,
         wasm: WasmRuntime,
+        process: Option<ProcessRuntime>,
         config: EngineConfig,
     ) -> Self {
         let recorder = Recorder::start(store.clone());
@@ -64,6 +71,7 @@ impl Engine {
                 store,
                 blobs,
                 wasm,
+                process,
                 routes: cache::RouteCache::default(),
                 components: cache::ComponentCache::new(config.max_loaded_components),
                 recorder,
@@ -80,5 +88,12 @@ impl Engine {
     /// Writes out pending records and logs; call before exiting.
     pub async fn flush(&self) {
         self.inner.recorder.flush().await;
+    }
+
+    /// Stops every process instance (node shutdown).
+    pub async fn stop_instances(&self) {
+        if let Some(p) = &self.inner.process {
+            p.shutdown().await;
+        }
     }
 }

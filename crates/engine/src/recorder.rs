@@ -52,6 +52,24 @@ impl Recorder {
     }
 }
 
+/// One invocation's record, filled in as the invocation runs and submitted when it ends.
+pub(crate) struct PendingRecord {
+    recorder: Recorder,
+    /// The record so far.
+    pub record: InvocationRecord,
+}
+
+impl PendingRecord {
+    pub fn new(recorder: Recorder, record: InvocationRecord) -> Self {
+        Self { recorder, record }
+    }
+
+    /// Queues the finished record with its log lines.
+    pub fn submit(self, logs: Vec<LogLine>) {
+        self.recorder.record(self.record, logs);
+    }
+}
+
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
     let mut records = Vec::new();
     let mut logs = Vec::new();

@@ -6,12 +6,14 @@ use crate::invoke::function_response;
 use arcus_core::ErrorCode;
 use arcus_core::api::{CreateApp, CreateFunction, List, PublishVersion, PutAlias, UpdateFunction};
 use arcus_core::error::ErrorBody;
-use arcus_core::limits::{MAX_LIST_LIMIT, MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES};
+use arcus_core::limits::{
+    MAX_LIST_LIMIT, MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES, MAX_ZIP_CODE_BYTES,
+};
 use arcus_core::model::{Alias, App, Function, Version};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, LogLine, TriggerKind};
 use arcus_core::store::RecordQuery;
-use arcus_engine::{Target, event_request};
+use arcus_engine::{Input, Target};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
@@ -156,28 +158,46 @@ pub async fn delete_function(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Uploads the draft's code (a wasm component); validated and precompiled before answering.
+/// Uploads the draft's code — a wasm component (`application/wasm`) or, for python3, node
+/// and custom functions, a zip (`application/zip`) — and builds it before answering.
 #[utoipa::path(put, path = "/api/v1/apps/{app}/functions/{function}/code", tag = "functions",
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 200, body = Function), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn put_code(
     State(s): State<AppState>,
     ApiPath((app, f)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Res<Json<Function>> {
+    let function = s.engine.store().get_function(&app, &f).await?;
     let ct = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !matches!(ct, "application/wasm" | "application/octet-stream") {
+    let (accepted, limit, what) = if function.config.runtime.is_process() {
+        (
+            matches!(ct, "application/zip" | "application/octet-stream"),
+            MAX_ZIP_CODE_BYTES,
+            "a zip (application/zip)",
+        )
+    } else {
+        (
+            matches!(ct, "application/wasm" | "application/octet-stream"),
+            MAX_WASM_CODE_BYTES,
+            "a component (application/wasm)",
+        )
+    };
+    if !accepted {
         return Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            "code must be sent as application/wasm",
+            format!(
+                "code of a {} function must be sent as {what}",
+                function.config.runtime.as_str()
+            ),
         ));
     }
-    let code = read_body(body, MAX_WASM_CODE_BYTES).await?;
+    let code = read_body(body, limit).await?;
     if code.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidCode,
@@ -341,9 +361,11 @@ pub async fn invoke(
         function: f,
         qualifier,
     };
-    let req = event_request(payload, TriggerKind::Api, &id);
-    let invoked = s.engine.invoke(&target, id, TriggerKind::Api, req).await?;
-    Ok(function_response(invoked))
+    let invoked = s
+        .engine
+        .invoke(&target, id, TriggerKind::Api, Input::Event(payload))
+        .await?;
+    Ok(function_response(invoked).await)
 }
 
 /// Recent invocation records, newest first.

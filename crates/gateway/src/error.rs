@@ -74,6 +74,12 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         };
         let status = resp.status();
         let mut rendered = (status, axum::Json(body)).into_response();
+        // Headers a handler set on the error (e.g. `x-arcus-function-error`) are kept.
+        for (name, value) in resp.headers() {
+            if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+                rendered.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
         rendered
             .headers_mut()
             .insert(ERROR_CODE, HeaderValue::from_static(e.code.as_str()));

@@ -7,24 +7,49 @@ use arcus_core::ErrorCode;
 use arcus_core::limits::MAX_SYNC_PAYLOAD_BYTES;
 use arcus_core::names::Qualifier;
 use arcus_core::record::TriggerKind;
-use arcus_engine::{Invoked, Target};
+use arcus_engine::{Input, Invoked, Target};
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderValue, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-/// Turns an engine response into an HTTP response with Arcus's headers.
-pub(crate) fn function_response(inv: Invoked) -> Response {
-    let (mut parts, body) = inv.response.into_parts();
-    if let Ok(v) = HeaderValue::from_str(&inv.invocation_id) {
-        parts.headers.insert("x-arcus-invocation-id", v);
+/// Header naming the error type of a handler function's error.
+pub const FUNCTION_ERROR: &str = "x-arcus-function-error";
+
+/// Turns an engine response into an HTTP response with Arcus's headers. A handler's
+/// error becomes a 502 `function_error` in the API's error shape, its type in
+/// `x-arcus-function-error` and its message in the error message.
+pub(crate) async fn function_response(inv: Invoked) -> Response {
+    if let Some(error_type) = inv.function_error {
+        let doc = axum::body::to_bytes(Body::new(inv.response.into_body()), MAX_SYNC_PAYLOAD_BYTES)
+            .await
+            .unwrap_or_default();
+        let message = serde_json::from_slice::<serde_json::Value>(&doc)
+            .ok()
+            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(String::from))
+            .unwrap_or_default();
+        let mut resp = ApiError::new(ErrorCode::FunctionError, format!("{error_type}: {message}"))
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&error_type) {
+            resp.headers_mut().insert(FUNCTION_ERROR, v);
+        }
+        stamp(&mut resp, &inv.invocation_id, inv.version);
+        return resp;
     }
-    if let Some(v) = inv.version {
-        parts
-            .headers
+    let mut resp = inv.response.map(Body::new);
+    stamp(&mut resp, &inv.invocation_id, inv.version);
+    resp
+}
+
+/// Adds the invocation id and the version that ran.
+fn stamp(resp: &mut Response, invocation_id: &str, version: Option<u32>) {
+    if let Ok(v) = HeaderValue::from_str(invocation_id) {
+        resp.headers_mut().insert("x-arcus-invocation-id", v);
+    }
+    if let Some(v) = version {
+        resp.headers_mut()
             .insert("x-arcus-version", HeaderValue::from(v));
     }
-    Response::from_parts(parts, Body::new(body))
 }
 
 /// Splits `/fn/{app}/{fn}[@q]/{rest}` into the target, the prefix and the rest (raw).
@@ -97,14 +122,17 @@ pub async fn fn_route(
     if let Ok(v) = HeaderValue::from_str(&id) {
         parts.headers.insert("x-arcus-invocation-id", v);
     }
-    let req = axum::http::Request::from_parts(parts, http_body_util::Full::new(payload));
+    let req = axum::http::Request::from_parts(parts, payload);
     let target = Target {
         app,
         function,
         qualifier,
     };
-    let invoked = s.engine.invoke(&target, id, TriggerKind::Http, req).await?;
-    Ok(function_response(invoked))
+    let invoked = s
+        .engine
+        .invoke(&target, id, TriggerKind::Http, Input::Http(req))
+        .await?;
+    Ok(function_response(invoked).await)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! store and the real wasm runtime, laid out as `arcus serve` lays out its data dir.
 
 use arcus_engine::{Engine, EngineConfig};
+use arcus_runtime_process::{ProcessConfig, ProcessRuntime};
 use arcus_runtime_wasm::{WasmConfig, WasmRuntime};
 use arcus_store::{LocalBlobStore, SqliteStore};
 use std::path::Path;
@@ -39,10 +40,32 @@ pub async fn engine_in(root: &Path) -> Engine {
         ..WasmConfig::new(root.join("artefacts"))
     })
     .expect("build wasm runtime");
+    let process = ProcessRuntime::new(process_config(root))
+        .map_err(|e| eprintln!("testkit: process runtimes unavailable: {e}"))
+        .ok();
     Engine::new(
         Arc::new(store),
         Arc::new(blobs),
         wasm,
+        process,
         EngineConfig::default(),
     )
+}
+
+/// The process-runtime settings of a test node under `root`: the machine's Debian
+/// interpreters, bubblewrap, the `nobody` user, small limits.
+pub fn process_config(root: &Path) -> ProcessConfig {
+    ProcessConfig {
+        work_dir: root.join("process"),
+        python3: "/usr/bin/python3".into(),
+        node: "/usr/bin/node".into(),
+        bwrap: "/usr/bin/bwrap".into(),
+        slirp4netns: "/usr/bin/slirp4netns".into(),
+        sandbox_uid: 65534,
+        sandbox_gid: 65534,
+        tmp_size_mb: 64,
+        pids_max: 128,
+        max_instances: 16,
+        idle_timeout: std::time::Duration::from_secs(60),
+    }
 }

@@ -17,3 +17,40 @@ pub fn path(name: &str) -> PathBuf {
 pub fn bytes(name: &str) -> Vec<u8> {
     std::fs::read(path(name)).expect("read fixture")
 }
+
+/// Directory of the handler fixtures of one process runtime (`python`, `node`, `custom`).
+pub fn handler_dir(runtime: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/handlers")
+        .join(runtime)
+}
+
+/// A zip of every file under `dir` (relative names, unix modes kept), as a user would
+/// upload it.
+pub fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            let opts = zip::write::SimpleFileOptions::default().unix_permissions(mode & 0o777);
+            w.start_file(name, opts).unwrap();
+            w.write_all(&std::fs::read(&p).unwrap()).unwrap();
+        }
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// The zip of a handler fixture directory.
+pub fn handler_zip(runtime: &str) -> Vec<u8> {
+    zip_dir(&handler_dir(runtime))
+}

@@ -303,13 +303,18 @@ impl Node {
     /// `spec.name` in `app` (which must exist) with `spec`, uploads the `wasm` file,
     /// publishes a version and points alias `live` at it. Returns the version.
     pub async fn deploy(&self, app: &str, spec: CreateFunction, wasm: &Path) -> Version {
+        let code = std::fs::read(wasm).unwrap_or_else(|e| panic!("read {}: {e}", wasm.display()));
+        self.deploy_code(app, spec, code).await
+    }
+
+    /// [`Node::deploy`] with the code given as bytes (a component or a zip).
+    pub async fn deploy_code(&self, app: &str, spec: CreateFunction, code: Vec<u8>) -> Version {
         let client = self.client();
         let name = spec.name.clone();
         client
             .create_function(app, &spec)
             .await
             .unwrap_or_else(|e| panic!("create function {app}/{name}: {e}"));
-        let code = std::fs::read(wasm).unwrap_or_else(|e| panic!("read {}: {e}", wasm.display()));
         client
             .upload_code(app, &name, code)
             .await

@@ -14,14 +14,14 @@ use arcus_core::model::Function;
 use arcus_core::names::Qualifier;
 use std::path::PathBuf;
 
-/// `arcus deploy <app>/<fn> <file.wasm>`.
+/// `arcus deploy <app>/<fn> <file.wasm|file.zip>`.
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
     #[command(flatten)]
     opts: ClientOpts,
     /// The function, as <app>/<fn>; created if it does not exist (the app must exist).
     target: FnRef,
-    /// The WebAssembly component to deploy.
+    /// The code: a WebAssembly component, or a zip for python3, node and custom functions.
     file: PathBuf,
     /// Description of the published version.
     #[arg(long)]

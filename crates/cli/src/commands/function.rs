@@ -5,13 +5,26 @@ use crate::opts::ClientOpts;
 use crate::output::{Table, or_dash, outln, print_json, print_json_list, short_sha, time};
 use crate::target::{FnRef, parse_app, parse_env};
 use arcus_core::api::{CreateFunction, UpdateFunction};
+use arcus_core::model::{Network, Runtime};
 use arcus_core::model::Function;
 use std::collections::BTreeMap;
 
 /// Execution-config flags of `fn create` and `deploy`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FnConfigArgs {
-    /// Memory limit in MiB (16–4096) [server default: 128].
+    /// Runtime of a new function: wasm, python3, node or custom [server default: wasm].
+    #[arg(long, value_parser = parse_runtime)]
+    pub runtime: Option<Runtime>,
+
+    /// Handler: `module.function` (python3) or `file.export` (node).
+    #[arg(long)]
+    pub handler: Option<String>,
+
+    /// Outbound network of a process function: none or outbound [server default: none].
+    #[arg(long, value_parser = parse_network)]
+    pub network: Option<Network>,
+
+    /// Memory limit in MiB (wasm 16–4096, processes 64–10240) [server default: 128].
     #[arg(long, value_name = "MB")]
     pub memory: Option<u32>,
 
@@ -33,6 +46,9 @@ impl FnConfigArgs {
     /// Whether no flag was given.
     pub fn is_empty(&self) -> bool {
         self.memory.is_none()
+            && self.runtime.is_none()
+            && self.handler.is_none()
+            && self.network.is_none()
             && self.timeout_ms.is_none()
             && self.env.is_empty()
             && self.allow_hosts.is_empty()
@@ -50,6 +66,9 @@ impl FnConfigArgs {
     pub fn to_create(&self, name: &str, description: Option<String>) -> CreateFunction {
         CreateFunction {
             name: name.to_string(),
+            runtime: self.runtime,
+            handler: self.handler.clone(),
+            network: self.network,
             memory_mb: self.memory,
             timeout_ms: self.timeout_ms,
             env: self.env_map(),
@@ -62,12 +81,26 @@ impl FnConfigArgs {
     /// The body changing exactly the given flags.
     pub fn to_update(&self) -> UpdateFunction {
         UpdateFunction {
+            handler: self.handler.clone(),
+            network: self.network,
             memory_mb: self.memory,
             timeout_ms: self.timeout_ms,
             env: self.env_map(),
             allowed_hosts: self.hosts(),
             ..Default::default()
         }
+    }
+}
+
+fn parse_runtime(s: &str) -> Result<Runtime, String> {
+    Runtime::parse(s).ok_or_else(|| format!("unknown runtime {s:?} (wasm, python3, node, custom)"))
+}
+
+fn parse_network(s: &str) -> Result<Network, String> {
+    match s {
+        "none" => Ok(Network::None),
+        "outbound" => Ok(Network::Outbound),
+        _ => Err(format!("unknown network {s:?} (none, outbound)")),
     }
 }
 

@@ -1,0 +1,331 @@
+//! End-to-end: python3, node and custom functions on a real node — the Lambda handler
+//! contract, API Gateway mapping, warm reuse, errors, timeouts, crashes, memory limits,
+//! log lines, and the sandbox seen from inside a function.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use arcus_core::api::CreateFunction;
+use arcus_core::model::Runtime;
+use arcus_testkit::fixtures;
+use arcus_testkit::node::Node;
+use common::{bin, http, poll};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn py(name: &str, handler: &str) -> CreateFunction {
+    CreateFunction {
+        name: name.to_string(),
+        runtime: Some(Runtime::Python3),
+        handler: Some(format!("app.{handler}")),
+        ..Default::default()
+    }
+}
+
+async fn invoke(node: &Node, target: &str, event: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    let (app, f) = target.split_once('/').unwrap();
+    let url = format!("{}/api/v1/apps/{app}/functions/{f}/invoke", node.url());
+    let resp = http()
+        .post(url)
+        .bearer_auth(node.token())
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, body)
+}
+
+async fn logs_of(node: &Node, target: &str, invocation: &str) -> Vec<Value> {
+    let (app, f) = target.split_once('/').unwrap();
+    let url = format!(
+        "{}/api/v1/apps/{app}/functions/{f}/logs?invocation_id={invocation}",
+        node.url()
+    );
+    let v: Value = http()
+        .get(url)
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls until the invocation's `REPORT` line is stored; returns all its lines.
+async fn wait_logs(node: &Node, target: &str, invocation: &str) -> Vec<String> {
+    let lines = poll("the REPORT log line", Duration::from_secs(10), || async {
+        let lines = logs_of(node, target, invocation).await;
+        lines
+            .iter()
+            .any(|l| l["message"].as_str().is_some_and(|m| m.starts_with("REPORT")))
+            .then_some(lines)
+    })
+    .await;
+    lines
+        .iter()
+        .map(|l| format!("{}: {}", l["stream"].as_str().unwrap(), l["message"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_handlers_follow_the_lambda_contract() {
+    let node = Node::start(bin());
+    node.create_app("py").await;
+    let code = fixtures::handler_zip("python");
+    let mut spec = py("echo", "handler");
+    spec.env = Some([("GREETING".to_string(), "hi".to_string())].into());
+    spec.memory_mb = Some(256);
+    node.deploy_code("py", spec, code.clone()).await;
+
+    let (status, headers, first) = invoke(&node, "py/echo", json!({"n": 1})).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["event"], json!({"n": 1}));
+    assert_eq!(first["count"], 1);
+    assert_eq!(first["function_name"], "echo");
+    assert_eq!(first["function_version"], "1");
+    assert_eq!(first["memory_limit_in_mb"], "256");
+    assert_eq!(first["greeting"], "hi");
+    assert_eq!(first["invoked_function_arn"], "arn:aws:lambda:arcus-local:py:function:echo:1");
+    let remaining = first["remaining_ms"].as_i64().unwrap();
+    assert!(remaining > 20_000 && remaining <= 30_000, "{remaining}");
+    let id = headers["x-arcus-invocation-id"].to_str().unwrap().to_string();
+    assert_eq!(first["request_id"], id.as_str());
+
+    // The same process serves the next call: module state survives.
+    let (_, _, second) = invoke(&node, "py/echo", json!({"n": 2})).await;
+    assert_eq!(second["count"], 2);
+
+    let lines = wait_logs(&node, "py/echo", &id).await;
+    let text = lines.join("\n");
+    assert!(text.contains("stdout: hello from python 1"), "{text}");
+    assert!(text.contains("stderr: a line on stderr"), "{text}");
+    assert!(lines[0].starts_with("platform: START RequestId: "), "{text}");
+    let report = lines.iter().find(|l| l.contains("REPORT")).unwrap();
+    for field in ["Duration:", "Billed Duration:", "Memory Size: 256 MB", "Init Duration:"] {
+        assert!(report.contains(field), "{report}");
+    }
+    assert!(text.contains(&format!("platform: END RequestId: {id}")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_events_and_responses_map_like_api_gateway() {
+    let node = Node::start(bin());
+    node.create_app("web").await;
+    let code = fixtures::handler_zip("python");
+    node.deploy_code("web", py("api", "http"), code.clone()).await;
+    node.deploy_code("web", py("text", "text"), code).await;
+
+    let resp = http()
+        .post(node.fn_url("web/api", "items/7?a=1&a=2"))
+        .header("cookie", "c=3")
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["x-from"], "python");
+    let cookies: Vec<_> = resp.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"path": "/items/7", "query": {"a": "1,2"}, "body": "payload", "method": "POST", "cookies": ["c=3"]})
+    );
+
+    let resp = http().get(node.fn_url("web/text", "")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "plain text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_timeouts_crashes_and_memory() {
+    let node = Node::start(bin());
+    node.create_app("bad").await;
+    let code = fixtures::handler_zip("python");
+    node.deploy_code("bad", py("fail", "fail"), code.clone()).await;
+    let mut slow = py("slow", "sleep");
+    slow.timeout_ms = Some(1000);
+    node.deploy_code("bad", slow, code.clone()).await;
+    node.deploy_code("bad", py("crash", "crash"), code.clone()).await;
+    let mut hog = py("hog", "hog");
+    hog.memory_mb = Some(64);
+    node.deploy_code("bad", hog, code.clone()).await;
+
+    let resp = http().get(node.fn_url("bad/fail", "")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.headers()["x-arcus-function-error"], "ValueError");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "function_error");
+    assert!(body["error"]["message"].as_str().unwrap().contains("bad input"), "{body}");
+
+    let (status, headers, body) = invoke(&node, "bad/slow", json!({"s": 30})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (504, Some("function_timeout")), "{body}");
+    let id = headers["x-arcus-invocation-id"].to_str().unwrap().to_string();
+    let text = wait_logs(&node, "bad/slow", &id).await.join("\n");
+    assert!(text.contains("Task timed out after 1.00 seconds"), "{text}");
+    // The killed instance is replaced: the next call works.
+    let (status, _, body) = invoke(&node, "bad/slow", json!({"s": 0})).await;
+    assert_eq!((status, body), (200, json!("slept")));
+
+    let (status, _, body) = invoke(&node, "bad/crash", json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("function_error")), "{body}");
+    let (status, _, body) = invoke(&node, "bad/hog", json!({"mb": 200})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("out_of_memory")), "{body}");
+    let (status, _, body) = invoke(&node, "bad/hog", json!({"mb": 8})).await;
+    assert_eq!((status, body), (200, json!(8 * 1024 * 1024)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_and_custom_runtimes() {
+    let node = Node::start(bin());
+    node.create_app("rt").await;
+    let js = fixtures::handler_zip("node");
+    let nodejs = |name: &str, handler: &str| CreateFunction {
+        name: name.into(),
+        runtime: Some(Runtime::Node),
+        handler: Some(format!("index.{handler}")),
+        ..Default::default()
+    };
+    node.deploy_code("rt", nodejs("async", "handler"), js.clone()).await;
+    node.deploy_code("rt", nodejs("cb", "callback"), js.clone()).await;
+    node.deploy_code("rt", nodejs("web", "http"), js.clone()).await;
+    node.deploy_code("rt", nodejs("fail", "fail"), js).await;
+    let custom = CreateFunction {
+        name: "custom".into(),
+        runtime: Some(Runtime::Custom),
+        ..Default::default()
+    };
+    node.deploy_code("rt", custom, fixtures::handler_zip("custom")).await;
+
+    let (status, _, body) = invoke(&node, "rt/async", json!({"k": "v"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["event"]["k"].as_str(), body["count"].as_i64()), (Some("v"), Some(1)));
+    assert_eq!(body["functionName"], "async");
+    let (_, _, body) = invoke(&node, "rt/async", json!({})).await;
+    assert_eq!(body["count"], 2);
+    let (_, _, body) = invoke(&node, "rt/cb", json!({"x": 1})).await;
+    assert_eq!(body, json!({"viaCallback": true, "event": {"x": 1}}));
+    let resp = http().put(node.fn_url("rt/web", "p")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "node saw PUT /p");
+    let (status, headers, _) = invoke(&node, "rt/fail", json!({})).await;
+    assert_eq!((status, headers["x-arcus-function-error"].to_str().unwrap()), (502, "TypeError"));
+    let (status, _, body) = invoke(&node, "rt/custom", json!({"c": 1})).await;
+    assert_eq!((status, body["custom"].as_bool()), (200, Some(true)), "{body}");
+    assert_eq!(body["event"], json!({"c": 1}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_holds_from_inside_a_function() {
+    let node = Node::start(bin());
+    node.create_app("jail").await;
+    node.deploy_code("jail", py("probe", "probe"), fixtures::handler_zip("python"))
+        .await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = listener.local_addr().unwrap().port();
+    let data_dir = node.data_dir().to_path_buf();
+    let event = json!({
+        "read": [data_dir.join("arcus.db"), data_dir.join("admin-token"), "/etc/shadow", "/root/.bashrc"],
+        "write": ["/var/task/x", "/usr/x", "/etc/x", "/tmp/ok"],
+        "connect": [node.addr().to_string(), format!("127.0.0.1:{host_port}")],
+    });
+    let (status, _, out) = invoke(&node, "jail/probe", event).await;
+    assert_eq!(status, 200, "{out}");
+    assert_ne!(out["uid"], 0, "{out}");
+    for path in ["arcus.db", "admin-token"] {
+        let key = data_dir.join(path).display().to_string();
+        assert_eq!(out[&key], "FileNotFoundError", "{key}: {out}");
+    }
+    assert_eq!(out["/etc/shadow"], "FileNotFoundError", "{out}");
+    assert_eq!(out["/root/.bashrc"], "FileNotFoundError", "{out}");
+    for path in ["/var/task/x", "/usr/x", "/etc/x"] {
+        assert_ne!(out[path], "writable", "{path}: {out}");
+    }
+    assert_eq!(out["/tmp/ok"], "writable", "{out}");
+    assert_ne!(out[node.addr().to_string()], "connected", "{out}");
+    assert_ne!(out[format!("127.0.0.1:{host_port}")], "connected", "{out}");
+    let procs = out["procs"].as_array().unwrap();
+    assert!(procs.len() <= 4, "the function sees other processes: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_zips_are_refused_at_upload() {
+    let node = Node::start(bin());
+    node.create_app("z").await;
+    let client = node.client();
+    client.create_function("z", &py("f", "handler")).await.unwrap();
+    let custom = CreateFunction {
+        name: "c".into(),
+        runtime: Some(Runtime::Custom),
+        ..Default::default()
+    };
+    client.create_function("z", &custom).await.unwrap();
+
+    let put = |f: &'static str, body: Vec<u8>| {
+        let url = format!("{}/api/v1/apps/z/functions/{f}/code", node.url());
+        let req = http()
+            .put(url)
+            .bearer_auth(node.token())
+            .header("content-type", "application/zip")
+            .body(body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            (status, body["error"]["code"].as_str().unwrap_or("").to_string())
+        }
+    };
+    assert_eq!(put("f", b"not a zip".to_vec()).await, (400, "invalid_code".into()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("other.py"), "x = 1\n").unwrap();
+    assert_eq!(put("f", fixtures::zip_dir(dir.path())).await, (400, "invalid_code".into()));
+    std::fs::write(dir.path().join("bootstrap"), "#!/bin/sh\n").unwrap();
+    assert_eq!(put("c", fixtures::zip_dir(dir.path())).await, (400, "invalid_code".into()));
+    let wrong_type = http()
+        .put(format!("{}/api/v1/apps/z/functions/f/code", node.url()))
+        .bearer_auth(node.token())
+        .header("content-type", "application/wasm")
+        .body(fixtures::handler_zip("python"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    // Nothing was stored.
+    let f = client.get_function("z", "f").await.unwrap();
+    assert!(f.code.is_none());
+}
+
+/// The real AWS runtime interface client for Python (`awslambdaric` from PyPI, installed
+/// from the zip's requirements.txt by the node at upload) runs as a custom bootstrap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awslambdaric_works_unmodified() {
+    let node = Node::start(bin());
+    node.create_app("ric").await;
+    let zip = fixtures::handler_zip("awslambdaric");
+    for (name, handler) in [("ok", "app.handler"), ("fail", "app.fail")] {
+        let spec = CreateFunction {
+            name: name.into(),
+            runtime: Some(Runtime::Custom),
+            handler: Some(handler.into()),
+            memory_mb: Some(256),
+            timeout_ms: Some(60_000),
+            ..Default::default()
+        };
+        node.deploy_code("ric", spec, zip.clone()).await;
+    }
+    let (status, headers, body) = invoke(&node, "ric/ok", json!({"a": [1, 2]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["client"], "awslambdaric");
+    assert_eq!(body["event"], json!({"a": [1, 2]}));
+    assert_eq!(body["function_name"], "ok");
+    assert_eq!(body["arn"], "arn:aws:lambda:arcus-local:ric:function:ok:1");
+    assert_eq!(body["request_id"], headers["x-arcus-invocation-id"].to_str().unwrap());
+    let (status, headers, body) = invoke(&node, "ric/fail", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(headers["x-arcus-function-error"], "KeyError", "{body}");
+}

@@ -1,0 +1,334 @@
+//! One process instance: a sandboxed process, its Runtime API server, its cgroup and
+//! network namespace, and the capture of its output. An instance serves one invocation
+//! at a time; any failure other than a function error ends it.
+
+use crate::bootstrap;
+use crate::pool::Pools;
+use crate::rapi::{InitFailure, RapiEvent, RuntimeApi};
+use crate::sandbox::{self, Cgroup, NetNs, SandboxSpec};
+use crate::{InvokeRequest, NetworkMode, ProcessKind, ProcessLogLine, ProcessOutcome, ProcessSpec};
+use arcus_core::model::Timestamp;
+use arcus_core::record::LogStream;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Child;
+
+/// Port of the Runtime API inside each instance's own network namespace.
+const RUNTIME_API_PORT: u16 = 9001;
+/// Longest time an instance may take to start (as Lambda's init phase).
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest captured output kept between two drains (1 MiB); more is dropped.
+const MAX_BUFFERED_LOG_BYTES: usize = 1024 * 1024;
+
+/// Output lines read from the process, waiting to be attributed to an invocation.
+#[derive(Default)]
+struct LogBuffer {
+    lines: Vec<ProcessLogLine>,
+    bytes: usize,
+    dropped: usize,
+}
+
+type SharedLogs = Arc<Mutex<LogBuffer>>;
+
+fn lock(logs: &SharedLogs) -> std::sync::MutexGuard<'_, LogBuffer> {
+    // A poisoned buffer only holds log lines; keep using it.
+    logs.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A running instance.
+pub(crate) struct Instance {
+    pub id: String,
+    pub started: Instant,
+    pub last_used: Instant,
+    /// Time from spawn to the runtime's first `next` (reported once, on the cold start).
+    pub init_duration: Option<Duration>,
+    child: Child,
+    rapi: RuntimeApi,
+    cgroup: Cgroup,
+    _netns: Arc<NetNs>,
+    logs: SharedLogs,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// How starting an instance failed.
+pub(crate) struct StartFailure {
+    pub outcome: ProcessOutcome,
+    pub logs: Vec<ProcessLogLine>,
+}
+
+fn platform(message: String) -> ProcessLogLine {
+    ProcessLogLine {
+        stream: LogStream::Platform,
+        timestamp: Timestamp::now_utc(),
+        message,
+    }
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> StartFailure {
+    StartFailure {
+        outcome: ProcessOutcome::Internal(format!("{what}: {e}")),
+        logs: Vec::new(),
+    }
+}
+
+impl Instance {
+    /// Starts a process for `spec` and waits until its runtime asks for work.
+    pub async fn start(
+        pools: &Pools,
+        spec: &ProcessSpec,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<Instance, StartFailure> {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let netns = Arc::new(NetNs::new().map_err(|e| internal("network namespace", e))?);
+        let listener = netns
+            .bind_tcp(RUNTIME_API_PORT)
+            .map_err(|e| internal("runtime API socket", e))?;
+        let rapi = RuntimeApi::serve(listener).map_err(|e| internal("runtime API", e))?;
+        if spec.network == NetworkMode::Outbound {
+            netns
+                .start_outbound(&pools.config().slirp4netns)
+                .map_err(|e| internal("outbound network", e))?;
+        }
+        let cgroup = Cgroup::create(pools.support(), &id, spec.memory_mb, pools.config().pids_max)
+            .map_err(|e| internal("cgroup", e))?;
+        let sandbox_spec = sandbox_spec(pools, spec, netns.clone())?;
+        let (program, args) = entrypoint(pools, spec.kind);
+        let env = lambda_env(spec, rapi.addr().port());
+        let mut cmd = sandbox::command(
+            pools.support(),
+            &pools.config().bwrap,
+            &sandbox_spec,
+            Some(&cgroup),
+            &program,
+            &args,
+            &env,
+        )
+        .map_err(|e| internal("sandbox", e))?;
+        let spawned_at = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| internal("spawn", e))?;
+        let logs = SharedLogs::default();
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(read_lines(out, LogStream::Stdout, logs.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(read_lines(err, LogStream::Stderr, logs.clone()));
+        }
+        let mut inst = Instance {
+            id,
+            started: spawned_at,
+            last_used: Instant::now(),
+            init_duration: None,
+            child,
+            rapi,
+            cgroup,
+            _netns: netns,
+            logs,
+            _permit: permit,
+        };
+        let outcome = tokio::select! {
+            ready = inst.rapi.ready() => match ready {
+                Ok(()) => None,
+                Err(InitFailure { error_type, message }) => Some(ProcessOutcome::InitError { error_type, message }),
+            },
+            status = inst.child.wait() => Some(ProcessOutcome::InitError {
+                error_type: "Runtime.ExitError".into(),
+                message: match status {
+                    Ok(s) => format!("the runtime exited before asking for an invocation ({s})"),
+                    Err(e) => format!("the runtime could not be awaited: {e}"),
+                },
+            }),
+            () = tokio::time::sleep(INIT_TIMEOUT) => Some(ProcessOutcome::InitError {
+                error_type: "Runtime.InitTimeout".into(),
+                message: format!("the runtime did not start within {} s", INIT_TIMEOUT.as_secs()),
+            }),
+        };
+        match outcome {
+            None => {
+                inst.init_duration = Some(spawned_at.elapsed());
+                Ok(inst)
+            }
+            Some(outcome) => {
+                inst.stop().await;
+                let mut logs = inst.take_logs().await;
+                if let ProcessOutcome::InitError { error_type, message } = &outcome {
+                    logs.push(platform(format!("INIT_REPORT Status: error Error Type: {error_type} {message}")));
+                }
+                Err(StartFailure { outcome, logs })
+            }
+        }
+    }
+
+    /// Runs one invocation. Returns the outcome and its duration; after any outcome but
+    /// `Ok` and `FunctionError` the instance is dead and must be dropped.
+    pub async fn invoke(&mut self, req: &InvokeRequest, timeout: Duration) -> (ProcessOutcome, Duration) {
+        let started = Instant::now();
+        let deadline_ms = SystemTime::now()
+            .checked_add(timeout)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let outcome = tokio::select! {
+            r = self.rapi.invoke(req, deadline_ms) => match r {
+                Ok(RapiEvent::Response(payload)) => ProcessOutcome::Ok(payload),
+                Ok(RapiEvent::Error { error_type, payload }) => ProcessOutcome::FunctionError { error_type, payload },
+                Err(InitFailure { error_type, message }) => ProcessOutcome::InitError { error_type, message },
+            },
+            status = self.child.wait() => {
+                if self.cgroup.oom_killed() {
+                    ProcessOutcome::OutOfMemory
+                } else {
+                    ProcessOutcome::Crashed(match status {
+                        Ok(s) => s.to_string(),
+                        Err(e) => e.to_string(),
+                    })
+                }
+            }
+            () = tokio::time::sleep(timeout) => ProcessOutcome::Timeout,
+        };
+        let duration = started.elapsed();
+        self.last_used = Instant::now();
+        if !matches!(outcome, ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. }) {
+            self.stop().await;
+            if self.cgroup.oom_killed() && !matches!(outcome, ProcessOutcome::Timeout) {
+                return (ProcessOutcome::OutOfMemory, duration);
+            }
+        }
+        (outcome, duration)
+    }
+
+    /// Peak memory of the instance in MiB.
+    pub fn max_memory_mb(&self) -> Option<u64> {
+        self.cgroup.peak_memory_bytes().map(|b| b.div_ceil(1024 * 1024))
+    }
+
+    /// Takes the output read so far. Waits a moment for lines written just before the
+    /// runtime answered (they may still be in the pipe).
+    pub async fn take_logs(&self) -> Vec<ProcessLogLine> {
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        let mut buf = lock(&self.logs);
+        let mut lines = std::mem::take(&mut buf.lines);
+        if buf.dropped > 0 {
+            lines.push(platform(format!(
+                "{} bytes of output were dropped (over the {} byte limit)",
+                buf.dropped, MAX_BUFFERED_LOG_BYTES
+            )));
+        }
+        buf.bytes = 0;
+        buf.dropped = 0;
+        lines
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Kills the whole process tree.
+    pub async fn stop(&mut self) {
+        let _ = self.child.start_kill();
+        self.cgroup.kill_all();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+    }
+}
+
+fn sandbox_spec(pools: &Pools, spec: &ProcessSpec, netns: Arc<NetNs>) -> Result<SandboxSpec, StartFailure> {
+    let mut ro_binds = vec![
+        (pools.code_dir(&spec.code_sha256), PathBuf::from("/var/task")),
+        (pools.runtime_dir().to_path_buf(), PathBuf::from("/var/runtime")),
+    ];
+    if let Some(layer) = pools.layer_of(&spec.code_sha256) {
+        ro_binds.push((layer, PathBuf::from("/opt")));
+    }
+    Ok(SandboxSpec {
+        ro_binds,
+        rw_binds: Vec::new(),
+        tmp_size_mb: pools.config().tmp_size_mb,
+        cwd: PathBuf::from("/var/task"),
+        memory_mb: spec.memory_mb,
+        pids_max: pools.config().pids_max,
+        netns: Some(netns),
+        uid: pools.config().sandbox_uid,
+        gid: pools.config().sandbox_gid,
+    })
+}
+
+fn entrypoint(pools: &Pools, kind: ProcessKind) -> (PathBuf, Vec<String>) {
+    let c = pools.config();
+    bootstrap::command(kind, &c.python3, &c.node)
+        .unwrap_or_else(|| (PathBuf::from("/var/task/bootstrap"), Vec::new()))
+}
+
+/// The environment Lambda gives a function, plus the function's own variables (which
+/// may not override the reserved ones).
+fn lambda_env(spec: &ProcessSpec, port: u16) -> Vec<(String, String)> {
+    let runtime = match spec.kind {
+        ProcessKind::Python3 => "python3",
+        ProcessKind::Node => "nodejs",
+        ProcessKind::Custom => "provided",
+    };
+    let reserved: Vec<(String, String)> = [
+        ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
+        ("_HANDLER", spec.handler.clone()),
+        ("LAMBDA_TASK_ROOT", "/var/task".into()),
+        ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
+        ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", spec.function_version.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", format!("{}/[{}]", today(), spec.function_version)),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_REGION", spec.region.clone()),
+        ("AWS_DEFAULT_REGION", spec.region.clone()),
+        ("AWS_EXECUTION_ENV", format!("AWS_Lambda_{runtime}")),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin".into()),
+        ("LANG", "C.UTF-8".into()),
+        ("TZ", ":UTC".into()),
+        ("HOME", "/tmp".into()),
+        ("PYTHONPATH", "/var/runtime:/var/task:/opt/python".into()),
+        ("NODE_PATH", "/opt/nodejs/node_modules:/var/runtime:/var/task".into()),
+        ("LD_LIBRARY_PATH", "/var/task:/var/task/lib:/opt/lib".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .filter(|(k, _)| !reserved.iter().any(|(r, _)| r == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend(reserved);
+    env
+}
+
+fn today() -> String {
+    let d = Timestamp::now_utc().date();
+    format!("{:04}/{:02}/{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+async fn read_lines(pipe: impl AsyncRead + Unpin, stream: LogStream, logs: SharedLogs) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
+        let mut buf = lock(&logs);
+        if buf.bytes + text.len() > MAX_BUFFERED_LOG_BYTES {
+            buf.dropped += text.len();
+            continue;
+        }
+        buf.bytes += text.len();
+        buf.lines.push(ProcessLogLine {
+            stream,
+            timestamp: Timestamp::now_utc(),
+            message: text,
+        });
+    }
+}

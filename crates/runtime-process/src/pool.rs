@@ -1,0 +1,362 @@
+//! Warm instances per spec: reuse an idle one, start one when none is idle (within the
+//! node's limit, evicting idle instances of other specs first), replace failed ones, and
+//! stop idle ones after the idle timeout.
+
+use crate::instance::{Instance, StartFailure};
+use crate::package::{self, UnpackLimits};
+use crate::sandbox::SandboxSupport;
+use crate::{
+    InstanceInfo, InvokeRequest, PrepareError, ProcessCompletion, ProcessConfig, ProcessKind,
+    ProcessLogLine, ProcessOutcome, ProcessSpec, bootstrap, deps,
+};
+use arcus_core::limits::{MAX_UNZIPPED_CODE_BYTES, MAX_ZIP_ENTRIES};
+use arcus_core::model::Timestamp;
+use arcus_core::record::LogStream;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{OnceCell, Semaphore};
+
+/// How long an invocation waits for a free instance slot before `NoCapacity`.
+const CAPACITY_WAIT: Duration = Duration::from_secs(10);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Pool maps stay consistent under a panic elsewhere: each update is one push/pop.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An idle instance with the spec it belongs to.
+struct Idle {
+    spec: ProcessSpec,
+    instance: Instance,
+}
+
+/// Every pool of a node.
+pub(crate) struct Pools {
+    config: ProcessConfig,
+    support: SandboxSupport,
+    runtime_dir: PathBuf,
+    /// Slots for live instances (idle or busy).
+    slots: Arc<Semaphore>,
+    idle: Mutex<Vec<Idle>>,
+    busy: Mutex<HashMap<String, (ProcessSpec, Instant)>>,
+    prepares: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
+}
+
+impl Pools {
+    pub fn new(config: ProcessConfig) -> Result<Self, PrepareError> {
+        let support = SandboxSupport::detect(&config.bwrap).map_err(PrepareError::Internal)?;
+        for dir in ["code", "layers"] {
+            std::fs::create_dir_all(config.work_dir.join(dir))
+                .map_err(|e| PrepareError::Internal(format!("create work dir: {e}")))?;
+        }
+        let runtime_dir = bootstrap::materialize(&config.work_dir)
+            .map_err(|e| PrepareError::Internal(format!("write the runtime bootstraps: {e}")))?;
+        Ok(Self {
+            slots: Arc::new(Semaphore::new(config.max_instances)),
+            config,
+            support,
+            runtime_dir,
+            idle: Mutex::default(),
+            busy: Mutex::default(),
+            prepares: Mutex::default(),
+        })
+    }
+
+    /// Starts the reaper of idle instances; it ends when the pools are dropped.
+    pub fn start_reaper(self: &Arc<Self>) {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let tick = (self.config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tick).await;
+                let Some(pools) = weak.upgrade() else { return };
+                pools.reap().await;
+            }
+        });
+    }
+
+    pub fn config(&self) -> &ProcessConfig {
+        &self.config
+    }
+
+    pub fn support(&self) -> &SandboxSupport {
+        &self.support
+    }
+
+    pub fn runtime_dir(&self) -> &Path {
+        &self.runtime_dir
+    }
+
+    pub fn code_dir(&self, sha256: &str) -> PathBuf {
+        self.config.work_dir.join("code").join(sha256)
+    }
+
+    fn ready_marker(&self, sha256: &str) -> PathBuf {
+        self.config.work_dir.join("code").join(format!("{sha256}.ready"))
+    }
+
+    /// The dependency layer built for this code, if it has one.
+    pub fn layer_of(&self, sha256: &str) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(self.ready_marker(sha256)).ok()?;
+        let layer = text.lines().next().filter(|l| !l.is_empty())?;
+        Some(PathBuf::from(layer))
+    }
+
+    pub async fn prepare(&self, kind: ProcessKind, sha256: &str, zip: Vec<u8>) -> Result<String, PrepareError> {
+        if !sha256.bytes().all(|b| b.is_ascii_hexdigit()) || sha256.len() != 64 {
+            return Err(PrepareError::Internal(format!("bad code hash {sha256:?}")));
+        }
+        let cell = lock(&self.prepares).entry(sha256.to_string()).or_default().clone();
+        let result = cell
+            .get_or_try_init(|| self.prepare_once(kind, sha256, zip))
+            .await
+            .cloned();
+        if result.is_err() {
+            lock(&self.prepares).remove(sha256);
+        }
+        result
+    }
+
+    async fn prepare_once(&self, kind: ProcessKind, sha256: &str, zip: Vec<u8>) -> Result<String, PrepareError> {
+        if self.is_prepared(sha256) {
+            return Ok(String::new());
+        }
+        let dir = self.code_dir(sha256);
+        if dir.exists() {
+            // Left over from an interrupted prepare: unpack again.
+            std::fs::remove_dir_all(&dir).map_err(|e| PrepareError::Internal(e.to_string()))?;
+        }
+        let limits = UnpackLimits {
+            max_unzipped_bytes: MAX_UNZIPPED_CODE_BYTES,
+            max_entries: MAX_ZIP_ENTRIES,
+        };
+        let unpack_dir = dir.clone();
+        tokio::task::spawn_blocking(move || package::unpack(&zip, &unpack_dir, &limits))
+            .await
+            .map_err(|e| PrepareError::Internal(e.to_string()))??;
+        let built = deps::build(&self.config, &self.support, kind, &dir).await;
+        let (layer, log) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        let marker = layer.map(|l| l.display().to_string()).unwrap_or_default();
+        std::fs::write(self.ready_marker(sha256), format!("{marker}\n"))
+            .map_err(|e| PrepareError::Internal(format!("write ready marker: {e}")))?;
+        Ok(log)
+    }
+
+    pub fn is_prepared(&self, sha256: &str) -> bool {
+        self.ready_marker(sha256).exists() && self.code_dir(sha256).is_dir()
+    }
+
+    pub async fn invoke(&self, spec: &ProcessSpec, req: InvokeRequest) -> ProcessCompletion {
+        let (mut instance, cold, mut logs) = match self.checkout(spec).await {
+            Ok(got) => got,
+            Err(StartFailure { outcome, logs }) => {
+                return ProcessCompletion {
+                    outcome,
+                    logs,
+                    duration: Duration::ZERO,
+                    cold_start: true,
+                    init_duration: None,
+                    max_memory_mb: None,
+                };
+            }
+        };
+        lock(&self.busy).insert(instance.id.clone(), (spec.clone(), Instant::now()));
+        logs.push(platform(format!(
+            "START RequestId: {} Version: {}",
+            req.request_id, spec.function_version
+        )));
+        let (outcome, duration) = instance.invoke(&req, spec.timeout).await;
+        lock(&self.busy).remove(&instance.id);
+        logs.extend(instance.take_logs().await);
+        if let ProcessOutcome::Timeout = outcome {
+            logs.push(platform(format!(
+                "{} Task timed out after {:.2} seconds",
+                req.request_id,
+                spec.timeout.as_secs_f64()
+            )));
+        }
+        let init_duration = if cold { instance.init_duration } else { None };
+        let max_memory_mb = instance.max_memory_mb();
+        logs.push(platform(format!("END RequestId: {}", req.request_id)));
+        logs.push(platform(report_line(&req.request_id, duration, spec.memory_mb, max_memory_mb, init_duration)));
+        let reusable = matches!(outcome, ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. })
+            && instance.is_alive();
+        if reusable {
+            lock(&self.idle).push(Idle { spec: spec.clone(), instance });
+        }
+        ProcessCompletion {
+            outcome,
+            logs,
+            duration,
+            cold_start: cold,
+            init_duration,
+            max_memory_mb,
+        }
+    }
+
+    /// An idle instance of `spec` (warm), or a new one (cold) with its start-up output.
+    async fn checkout(&self, spec: &ProcessSpec) -> Result<(Instance, bool, Vec<ProcessLogLine>), StartFailure> {
+        loop {
+            let found = {
+                let mut idle = lock(&self.idle);
+                // Most recently used first, so the others age out.
+                idle.iter().rposition(|i| &i.spec == spec).map(|pos| idle.remove(pos))
+            };
+            match found {
+                Some(mut i) if i.instance.is_alive() => return Ok((i.instance, false, Vec::new())),
+                Some(mut dead) => dead.instance.stop().await,
+                None => break,
+            }
+        }
+        let permit = self.slot().await?;
+        let instance = Instance::start(self, spec, permit).await?;
+        let logs = instance.take_logs().await;
+        Ok((instance, true, logs))
+    }
+
+    /// A slot for a new instance: a free one, else one freed by stopping the least
+    /// recently used idle instance, else the first freed within `CAPACITY_WAIT`.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StartFailure> {
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let victim = {
+            let mut idle = lock(&self.idle);
+            let oldest = idle
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, i)| i.instance.last_used)
+                .map(|(n, _)| n);
+            oldest.map(|n| idle.remove(n))
+        };
+        if let Some(mut v) = victim {
+            v.instance.stop().await;
+            drop(v);
+        }
+        match tokio::time::timeout(CAPACITY_WAIT, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(StartFailure {
+                outcome: ProcessOutcome::NoCapacity(format!(
+                    "all {} process instance slots of this node are busy",
+                    self.config.max_instances
+                )),
+                logs: Vec::new(),
+            }),
+        }
+    }
+
+    pub async fn prewarm(&self, spec: &ProcessSpec, count: usize) {
+        let have = lock(&self.idle).iter().filter(|i| &i.spec == spec).count();
+        for _ in have..count {
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else { return };
+            match Instance::start(self, spec, permit).await {
+                Ok(instance) => lock(&self.idle).push(Idle { spec: spec.clone(), instance }),
+                Err(f) => {
+                    tracing::warn!(function = %spec.function_name, "pre-warm failed: {:?}", f.outcome);
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn instances(&self) -> Vec<InstanceInfo> {
+        let now = Instant::now();
+        let mut out: Vec<InstanceInfo> = lock(&self.idle)
+            .iter()
+            .map(|i| InstanceInfo {
+                id: i.instance.id.clone(),
+                function_name: i.spec.function_name.clone(),
+                function_version: i.spec.function_version.clone(),
+                busy: false,
+                age: now - i.instance.started,
+                idle_for: now - i.instance.last_used,
+            })
+            .collect();
+        out.extend(lock(&self.busy).iter().map(|(id, (spec, since))| InstanceInfo {
+            id: id.clone(),
+            function_name: spec.function_name.clone(),
+            function_version: spec.function_version.clone(),
+            busy: true,
+            age: now - *since,
+            idle_for: Duration::ZERO,
+        }));
+        out
+    }
+
+    /// Stops instances idle for longer than the idle timeout.
+    async fn reap(&self) {
+        let expired: Vec<Idle> = {
+            let mut idle = lock(&self.idle);
+            let timeout = self.config.idle_timeout;
+            let (old, keep): (Vec<_>, Vec<_>) =
+                idle.drain(..).partition(|i| i.instance.last_used.elapsed() >= timeout);
+            *idle = keep;
+            old
+        };
+        for mut i in expired {
+            tracing::debug!(instance = %i.instance.id, function = %i.spec.function_name, "stopping idle instance");
+            i.instance.stop().await;
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        let all: Vec<Idle> = lock(&self.idle).drain(..).collect();
+        for mut i in all {
+            i.instance.stop().await;
+        }
+    }
+}
+
+fn platform(message: String) -> ProcessLogLine {
+    ProcessLogLine {
+        stream: LogStream::Platform,
+        timestamp: Timestamp::now_utc(),
+        message,
+    }
+}
+
+/// Lambda's `REPORT` line.
+fn report_line(
+    id: &str,
+    duration: Duration,
+    memory_mb: u32,
+    max_memory_mb: Option<u64>,
+    init: Option<Duration>,
+) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    let billed = duration.as_micros().div_ceil(1000).max(1);
+    let mut line = format!(
+        "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB"
+    );
+    if let Some(max) = max_memory_mb {
+        line.push_str(&format!("\tMax Memory Used: {max} MB"));
+    }
+    if let Some(init) = init {
+        line.push_str(&format!("\tInit Duration: {:.2} ms", init.as_secs_f64() * 1000.0));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_line_has_lambdas_fields() {
+        let l = report_line("r1", Duration::from_micros(1500), 128, Some(40), Some(Duration::from_millis(12)));
+        assert_eq!(
+            l,
+            "REPORT RequestId: r1\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 12.00 ms"
+        );
+        let l = report_line("r2", Duration::from_micros(10), 64, None, None);
+        assert!(l.ends_with("Billed Duration: 1 ms\tMemory Size: 64 MB"), "{l}");
+    }
+}
