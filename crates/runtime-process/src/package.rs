@@ -88,7 +88,11 @@ impl Drop for TempDirGuard {
 /// a symlink leaving the root, a conflicting duplicate, too many entries or an empty zip;
 /// [`PrepareError::TooLarge`] when the decompressed bytes pass the limit;
 /// [`PrepareError::Internal`] for host I/O failures.
-pub fn unpack(zip: &[u8], dest: &Path, limits: &UnpackLimits) -> Result<UnpackReport, PrepareError> {
+pub fn unpack(
+    zip: &[u8],
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackReport, PrepareError> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip))
         .map_err(|e| PrepareError::InvalidCode(format!("the upload is not a valid zip: {e}")))?;
     if archive.is_empty() {
@@ -120,15 +124,25 @@ pub fn unpack(zip: &[u8], dest: &Path, limits: &UnpackLimits) -> Result<UnpackRe
 
     let (parent, name) = match (dest.parent(), dest.file_name()) {
         (Some(p), Some(n)) => (p, n.to_string_lossy().into_owned()),
-        _ => return Err(PrepareError::Internal(format!("bad destination {}", dest.display()))),
+        _ => {
+            return Err(PrepareError::Internal(format!(
+                "bad destination {}",
+                dest.display()
+            )));
+        }
     };
     if dest.symlink_metadata().is_ok() {
-        return Err(PrepareError::Internal(format!("{} already exists", dest.display())));
+        return Err(PrepareError::Internal(format!(
+            "{} already exists",
+            dest.display()
+        )));
     }
     fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     let tmp = parent.join(format!(".{name}.unpack-{}", uuid::Uuid::new_v4().simple()));
     fs::create_dir(&tmp).map_err(|e| io_err(&tmp, e))?;
-    let mut guard = TempDirGuard { path: Some(tmp.clone()) };
+    let mut guard = TempDirGuard {
+        path: Some(tmp.clone()),
+    };
     set_mode(&tmp, 0o755)?;
 
     let mut report = UnpackReport::default();
@@ -207,7 +221,10 @@ pub fn unpack(zip: &[u8], dest: &Path, limits: &UnpackLimits) -> Result<UnpackRe
 /// (the zip reader keeps only the last of entries with equal names, hiding duplicates).
 fn central_directory_records(zip: &[u8]) -> Option<u64> {
     let tail_start = zip.len().saturating_sub(22 + 65_535);
-    let eocd = tail_start + zip[tail_start..].windows(4).rposition(|w| w == b"PK\x05\x06")?;
+    let eocd = tail_start
+        + zip[tail_start..]
+            .windows(4)
+            .rposition(|w| w == b"PK\x05\x06")?;
     let count = u16::from_le_bytes([*zip.get(eocd + 10)?, *zip.get(eocd + 11)?]);
     if count != u16::MAX {
         return Some(u64::from(count));
@@ -222,7 +239,9 @@ fn central_directory_records(zip: &[u8]) -> Option<u64> {
     if zip.get(rec..rec + 4)? != b"PK\x06\x06" {
         return None;
     }
-    Some(u64::from_le_bytes(zip.get(rec + 32..rec + 40)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        zip.get(rec + 32..rec + 40)?.try_into().ok()?,
+    ))
 }
 
 /// Records what `rel` (and its implied parents) are, rejecting conflicts.
@@ -246,7 +265,11 @@ fn claim(
                     "zip entry {} is inside {}, which is a {}",
                     rel.display(),
                     p.display(),
-                    if *other == Kind::File { "file" } else { "symlink" }
+                    if *other == Kind::File {
+                        "file"
+                    } else {
+                        "symlink"
+                    }
                 )));
             }
         }

@@ -1,6 +1,8 @@
 //! Unpacking uploaded zips: good code, and every kind of bad zip rejected with the right
 //! error and nothing left beside the destination.
 
+#![allow(clippy::unwrap_used)]
+
 use arcus_runtime_process::package::{UnpackLimits, check_entrypoint, unpack};
 use arcus_runtime_process::{PrepareError, ProcessKind};
 use std::io::{Cursor, Write};
@@ -43,7 +45,9 @@ struct Dest {
 
 impl Dest {
     fn new() -> Self {
-        Self { parent: tempfile::tempdir().unwrap() }
+        Self {
+            parent: tempfile::tempdir().unwrap(),
+        }
     }
     fn path(&self) -> std::path::PathBuf {
         self.parent.path().join("code")
@@ -92,23 +96,41 @@ fn good_zip_unpacks_with_modes_and_inner_links() {
     assert_eq!(mode(&code.join("lib")), 0o755);
     assert_eq!(mode(&code.join("deep/a")), 0o755);
     assert_eq!(mode(&code), 0o755);
-    assert_eq!(std::fs::read_to_string(code.join("lib/link.py")).unwrap(), "X = 1\n");
+    assert_eq!(
+        std::fs::read_to_string(code.join("lib/link.py")).unwrap(),
+        "X = 1\n"
+    );
     assert!(code.join("up/a/b/c.txt").exists());
     check_entrypoint(ProcessKind::Python3, "app.handler", &code).unwrap();
     check_entrypoint(ProcessKind::Python3, "lib.link.X", &code).unwrap();
     // Only the destination is left: no temp dir.
-    let names: Vec<_> = std::fs::read_dir(d.parent.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(d.parent.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("code")]);
     // An existing destination is never overwritten.
-    assert!(matches!(unpack(&zip, &code, &UnpackLimits::default()), Err(PrepareError::Internal(_))));
+    assert!(matches!(
+        unpack(&zip, &code, &UnpackLimits::default()),
+        Err(PrepareError::Internal(_))
+    ));
 }
 
 #[test]
 fn traversal_and_absolute_names_are_rejected() {
-    assert_invalid(&build(&[E::File("ok.txt", b"1", 0o644), E::File("../evil", b"x", 0o644)]), "../evil");
+    assert_invalid(
+        &build(&[
+            E::File("ok.txt", b"1", 0o644),
+            E::File("../evil", b"x", 0o644),
+        ]),
+        "../evil",
+    );
     assert_invalid(&build(&[E::File("a/../../evil", b"x", 0o644)]), "traversal");
     assert_invalid(&build(&[E::File("/abs", b"x", 0o644)]), "absolute");
-    assert_invalid(&build(&[E::File("C:/win.txt", b"x", 0o644)]), "drive letter");
+    assert_invalid(
+        &build(&[E::File("C:/win.txt", b"x", 0o644)]),
+        "drive letter",
+    );
     assert_invalid(&build(&[E::File("..\\evil", b"x", 0o644)]), "traversal");
 }
 
@@ -120,12 +142,18 @@ fn links_out_of_the_root_are_rejected() {
     // A chain that only leaves the root once both links exist.
     assert_invalid(&build(&[E::Link("l1", "."), E::Link("l2", "l1/..")]), "l2");
     // Writing through a link.
-    assert_invalid(&build(&[E::Link("l", "sub"), E::File("l/x", b"x", 0o644)]), "symlink");
+    assert_invalid(
+        &build(&[E::Link("l", "sub"), E::File("l/x", b"x", 0o644)]),
+        "symlink",
+    );
 }
 
 #[test]
 fn conflicting_duplicates_are_rejected() {
-    assert_invalid(&build(&[E::File("a", b"1", 0o644), E::File("a/b", b"2", 0o644)]), "a/b");
+    assert_invalid(
+        &build(&[E::File("a", b"1", 0o644), E::File("a/b", b"2", 0o644)]),
+        "a/b",
+    );
     // Two entries with the same name (the writer refuses, so rename one in place).
     let mut zip = build(&[E::File("dup_1", b"1", 0o644), E::File("dup_2", b"2", 0o644)]);
     let (from, to) = (b"dup_2", b"dup_1");
@@ -142,7 +170,10 @@ fn conflicting_duplicates_are_rejected() {
 
 #[test]
 fn broken_zips_are_rejected() {
-    assert_invalid(b"this is not a zip at all, just some garbage bytes", "not a valid zip");
+    assert_invalid(
+        b"this is not a zip at all, just some garbage bytes",
+        "not a valid zip",
+    );
     assert_invalid(b"", "not a valid zip");
     let good = build(&[E::File("app.py", &vec![b'a'; 10_000], 0o644)]);
     assert_invalid(&good[..good.len() / 2], "not a valid zip");
@@ -186,12 +217,18 @@ fn lying_header_sizes_are_not_trusted() {
     let cd = zip.windows(4).rposition(|x| x == b"PK\x01\x02").unwrap();
     zip[cd + 24..cd + 28].copy_from_slice(&fake);
     let d = Dest::new();
-    let limits = UnpackLimits { max_unzipped_bytes: 1 << 20, ..UnpackLimits::default() };
+    let limits = UnpackLimits {
+        max_unzipped_bytes: 1 << 20,
+        ..UnpackLimits::default()
+    };
     let e = unpack(&zip, &d.path(), &limits).unwrap_err();
     d.assert_empty();
     eprintln!("liar: {e:?}");
     // Either the actual count trips the limit, or the reader refuses the mismatch.
-    assert!(matches!(e, PrepareError::TooLarge(_) | PrepareError::InvalidCode(_)), "{e:?}");
+    assert!(
+        matches!(e, PrepareError::TooLarge(_) | PrepareError::InvalidCode(_)),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -199,7 +236,10 @@ fn too_many_entries() {
     let entries: Vec<String> = (0..11).map(|i| format!("f{i}")).collect();
     let list: Vec<E> = entries.iter().map(|n| E::File(n, b"x", 0o644)).collect();
     let d = Dest::new();
-    let limits = UnpackLimits { max_entries: 10, ..UnpackLimits::default() };
+    let limits = UnpackLimits {
+        max_entries: 10,
+        ..UnpackLimits::default()
+    };
     let e = unpack(&build(&list), &d.path(), &limits).unwrap_err();
     d.assert_empty();
     assert!(matches!(e, PrepareError::InvalidCode(m) if m.contains("entries")));
@@ -208,7 +248,12 @@ fn too_many_entries() {
 #[test]
 fn non_executable_bootstrap_and_missing_handler() {
     let d = Dest::new();
-    unpack(&build(&[E::File("bootstrap", b"#!/bin/sh\n", 0o644)]), &d.path(), &UnpackLimits::default()).unwrap();
+    unpack(
+        &build(&[E::File("bootstrap", b"#!/bin/sh\n", 0o644)]),
+        &d.path(),
+        &UnpackLimits::default(),
+    )
+    .unwrap();
     let e = check_entrypoint(ProcessKind::Custom, "", &d.path()).unwrap_err();
     assert!(e.to_string().contains("not executable"), "{e}");
 
@@ -223,13 +268,30 @@ fn non_executable_bootstrap_and_missing_handler() {
     assert!(check_entrypoint(ProcessKind::Custom, "", &d2.path()).is_err());
 
     let d3 = Dest::new();
-    unpack(&build(&[E::File("bootstrap", b"#!/bin/sh\n", 0o755)]), &d3.path(), &UnpackLimits::default()).unwrap();
+    unpack(
+        &build(&[E::File("bootstrap", b"#!/bin/sh\n", 0o755)]),
+        &d3.path(),
+        &UnpackLimits::default(),
+    )
+    .unwrap();
     check_entrypoint(ProcessKind::Custom, "", &d3.path()).unwrap();
 
     let d4 = Dest::new();
-    unpack(&build(&[E::File("other.py", b"", 0o644), E::File("index.js", b"", 0o644)]), &d4.path(), &UnpackLimits::default()).unwrap();
+    unpack(
+        &build(&[
+            E::File("other.py", b"", 0o644),
+            E::File("index.js", b"", 0o644),
+        ]),
+        &d4.path(),
+        &UnpackLimits::default(),
+    )
+    .unwrap();
     let e = check_entrypoint(ProcessKind::Python3, "app.handler", &d4.path()).unwrap_err();
-    assert!(e.to_string().contains("handler module app.py not found in the zip"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("handler module app.py not found in the zip"),
+        "{e}"
+    );
     check_entrypoint(ProcessKind::Node, "index.handler", &d4.path()).unwrap();
     assert!(check_entrypoint(ProcessKind::Node, "app.handler", &d4.path()).is_err());
 }

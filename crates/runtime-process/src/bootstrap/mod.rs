@@ -93,10 +93,7 @@ pub(crate) fn command(
     match kind {
         ProcessKind::Python3 => Some((
             python3.to_path_buf(),
-            vec![
-                "-S".into(),
-                format!("{RUNTIME_MOUNT}/python/bootstrap.py"),
-            ],
+            vec!["-S".into(), format!("{RUNTIME_MOUNT}/python/bootstrap.py")],
         )),
         ProcessKind::Node => Some((
             node.to_path_buf(),

@@ -53,11 +53,20 @@ async fn start(kind: ProcessKind, files: &[(&str, &str)], handler: &str) -> Rt {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    Rt { api, _child: child, _task: task, _work: work, started }
+    Rt {
+        api,
+        _child: child,
+        _task: task,
+        _work: work,
+        started,
+    }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 fn req(id: &str, event: &str) -> InvokeRequest {
@@ -67,13 +76,17 @@ fn req(id: &str, event: &str) -> InvokeRequest {
         invoked_function_arn: "arn:aws:lambda:local:app:function:hello:live".into(),
         trace_id: Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into()),
         client_context: Some(r#"{"custom":{"a":"b"},"client":{},"env":{}}"#.into()),
-        cognito_identity: Some(r#"{"cognitoIdentityId":"id1","cognitoIdentityPoolId":"pool1"}"#.into()),
+        cognito_identity: Some(
+            r#"{"cognitoIdentityId":"id1","cognitoIdentityPoolId":"pool1"}"#.into(),
+        ),
     }
 }
 
 impl Rt {
     async fn ready(&self) -> Result<(), InitFailure> {
-        let r = tokio::time::timeout(WAIT, self.api.ready()).await.expect("ready timed out");
+        let r = tokio::time::timeout(WAIT, self.api.ready())
+            .await
+            .expect("ready timed out");
         eprintln!("start to ready: {:?}", self.started.elapsed());
         r
     }
@@ -93,7 +106,10 @@ fn ok_json(ev: RapiEvent) -> serde_json::Value {
 
 fn err_json(ev: RapiEvent) -> (String, serde_json::Value) {
     match ev {
-        RapiEvent::Error { error_type, payload } => (error_type, serde_json::from_slice(&payload).unwrap()),
+        RapiEvent::Error {
+            error_type,
+            payload,
+        } => (error_type, serde_json::from_slice(&payload).unwrap()),
         other => panic!("expected an error, got {other:?}"),
     }
 }
@@ -133,10 +149,19 @@ async fn python_invokes_warm_with_context() {
     assert_eq!(v["count"], 1);
     assert_eq!(v["event"]["k"], 1);
     assert_eq!(v["rid"], "r-1");
-    assert_eq!((v["fn"].as_str(), v["ver"].as_str(), v["mem"].as_str()), (Some("hello"), Some("$LATEST"), Some("128")));
+    assert_eq!(
+        (v["fn"].as_str(), v["ver"].as_str(), v["mem"].as_str()),
+        (Some("hello"), Some("$LATEST"), Some("128"))
+    );
     assert_eq!(v["arn"], "arn:aws:lambda:local:app:function:hello:live");
-    assert_eq!((v["lg"].as_str(), v["ls"].as_str()), (Some("/aws/lambda/hello"), Some("stream-1")));
-    assert_eq!(v["trace"], "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+    assert_eq!(
+        (v["lg"].as_str(), v["ls"].as_str()),
+        (Some("/aws/lambda/hello"), Some("stream-1"))
+    );
+    assert_eq!(
+        v["trace"],
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+    );
     assert_eq!(v["custom"]["a"], "b");
     assert_eq!(v["pool"], "pool1");
     let (r1, r2) = (v["r1"].as_u64().unwrap(), v["r2"].as_u64().unwrap());
@@ -158,8 +183,16 @@ async fn python_errors_are_reported_like_lambda() {
     assert_eq!(doc["errorMessage"], "bad 7");
     assert_eq!(doc["requestId"], "e-1");
     let trace = doc["stackTrace"].as_array().unwrap();
-    assert!(trace.iter().any(|f| f.as_str().unwrap().contains("app.py")), "{trace:?}");
-    assert!(!trace.iter().any(|f| f.as_str().unwrap().contains("bootstrap.py")), "{trace:?}");
+    assert!(
+        trace.iter().any(|f| f.as_str().unwrap().contains("app.py")),
+        "{trace:?}"
+    );
+    assert!(
+        !trace
+            .iter()
+            .any(|f| f.as_str().unwrap().contains("bootstrap.py")),
+        "{trace:?}"
+    );
     // The process survives and serves the next one.
     let (_, doc) = err_json(rt.invoke("e-2", r#"{"k":8}"#, 5_000).await);
     assert_eq!(doc["errorMessage"], "bad 8");
@@ -175,19 +208,53 @@ async fn python_oversized_response() {
     let rt = start(ProcessKind::Python3, &[("app.py", PY_APP)], "app.big").await;
     rt.ready().await.unwrap();
     let (t, doc) = err_json(rt.invoke("b-1", "{}", 10_000).await);
-    assert_eq!((t.as_str(), doc["errorType"].as_str()), ("Function.ResponseSizeTooLarge", Some("Function.ResponseSizeTooLarge")));
+    assert_eq!(
+        (t.as_str(), doc["errorType"].as_str()),
+        (
+            "Function.ResponseSizeTooLarge",
+            Some("Function.ResponseSizeTooLarge")
+        )
+    );
     let (t, _) = err_json(rt.invoke("b-2", "{}", 10_000).await);
-    assert_eq!(t, "Function.ResponseSizeTooLarge", "still serving after a 413");
+    assert_eq!(
+        t, "Function.ResponseSizeTooLarge",
+        "still serving after a 413"
+    );
 }
 
 #[tokio::test]
 async fn python_init_errors() {
     for (files, handler, want, needle) in [
-        (vec![("app.py", PY_APP)], "nomod.handler", "Runtime.ImportModuleError", "Unable to import module 'nomod'"),
-        (vec![("app.py", PY_APP)], "app.nothere", "Runtime.HandlerNotFound", "Handler 'nothere' missing on module 'app'"),
-        (vec![("bad.py", "def f(:\n")], "bad.f", "Runtime.UserCodeSyntaxError", "Syntax error in module 'bad'"),
-        (vec![("app.py", PY_APP)], "handler", "Runtime.MalformedHandlerName", "Bad handler 'handler'"),
-        (vec![("imp.py", "import not_there_at_all\n")], "imp.f", "Runtime.ImportModuleError", "No module named 'not_there_at_all'"),
+        (
+            vec![("app.py", PY_APP)],
+            "nomod.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'nomod'",
+        ),
+        (
+            vec![("app.py", PY_APP)],
+            "app.nothere",
+            "Runtime.HandlerNotFound",
+            "Handler 'nothere' missing on module 'app'",
+        ),
+        (
+            vec![("bad.py", "def f(:\n")],
+            "bad.f",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'bad'",
+        ),
+        (
+            vec![("app.py", PY_APP)],
+            "handler",
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'handler'",
+        ),
+        (
+            vec![("imp.py", "import not_there_at_all\n")],
+            "imp.f",
+            "Runtime.ImportModuleError",
+            "No module named 'not_there_at_all'",
+        ),
     ] {
         let rt = start(ProcessKind::Python3, &files, handler).await;
         let f = rt.ready().await.unwrap_err();
@@ -198,7 +265,10 @@ async fn python_init_errors() {
 
 #[tokio::test]
 async fn python_dotted_module_and_opt_python() {
-    let files = [("pkg/__init__.py", ""), ("pkg/mod.py", "def h(e, c):\n    return 'dotted'\n")];
+    let files = [
+        ("pkg/__init__.py", ""),
+        ("pkg/mod.py", "def h(e, c):\n    return 'dotted'\n"),
+    ];
     let rt = start(ProcessKind::Python3, &files, "pkg.mod.h").await;
     rt.ready().await.unwrap();
     assert_eq!(ok_json(rt.invoke("d-1", "null", 5_000).await), "dotted");
@@ -225,16 +295,33 @@ exports.nested = { deep: async () => 'deep' };
 
 #[tokio::test]
 async fn node_async_handler_warm_with_context() {
-    let rt = start(ProcessKind::Node, &[("index.js", NODE_CJS)], "index.handler").await;
+    let rt = start(
+        ProcessKind::Node,
+        &[("index.js", NODE_CJS)],
+        "index.handler",
+    )
+    .await;
     rt.ready().await.unwrap();
     let v = ok_json(rt.invoke("n-1", r#"{"k":1}"#, 5_000).await);
-    assert_eq!((v["count"].as_u64(), v["rid"].as_str()), (Some(1), Some("n-1")));
+    assert_eq!(
+        (v["count"].as_u64(), v["rid"].as_str()),
+        (Some(1), Some("n-1"))
+    );
     assert_eq!(v["event"]["k"], 1);
-    assert_eq!((v["fn"].as_str(), v["ver"].as_str(), v["mem"].as_str()), (Some("hello"), Some("$LATEST"), Some("128")));
+    assert_eq!(
+        (v["fn"].as_str(), v["ver"].as_str(), v["mem"].as_str()),
+        (Some("hello"), Some("$LATEST"), Some("128"))
+    );
     assert_eq!(v["arn"], "arn:aws:lambda:local:app:function:hello:live");
-    assert_eq!((v["lg"].as_str(), v["ls"].as_str()), (Some("/aws/lambda/hello"), Some("stream-1")));
+    assert_eq!(
+        (v["lg"].as_str(), v["ls"].as_str()),
+        (Some("/aws/lambda/hello"), Some("stream-1"))
+    );
     assert_eq!(v["waits"], true);
-    assert_eq!(v["trace"], "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+    assert_eq!(
+        v["trace"],
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+    );
     let (r1, r2) = (v["r1"].as_u64().unwrap(), v["r2"].as_u64().unwrap());
     assert!(r1 <= 5_000 && r2 < r1, "{r1} {r2}");
     let t = Instant::now();
@@ -252,16 +339,27 @@ async fn node_callback_context_and_error_handlers() {
     ] {
         let rt = start(ProcessKind::Node, &[("index.js", NODE_CJS)], handler).await;
         rt.ready().await.unwrap();
-        assert_eq!(ok_json(rt.invoke("c-1", r#"{"k":3}"#, 5_000).await), want, "{handler}");
+        assert_eq!(
+            ok_json(rt.invoke("c-1", r#"{"k":3}"#, 5_000).await),
+            want,
+            "{handler}"
+        );
     }
     let rt = start(ProcessKind::Node, &[("index.js", NODE_CJS)], "index.boom").await;
     rt.ready().await.unwrap();
     let (t, doc) = err_json(rt.invoke("x-1", "{}", 5_000).await);
     assert_eq!(t, "Unhandled");
-    assert_eq!((doc["errorType"].as_str(), doc["errorMessage"].as_str()), (Some("TypeError"), Some("nope")));
+    assert_eq!(
+        (doc["errorType"].as_str(), doc["errorMessage"].as_str()),
+        (Some("TypeError"), Some("nope"))
+    );
     let trace = doc["trace"].as_array().unwrap();
     assert_eq!(trace[0], "TypeError: nope");
-    assert!(trace.iter().any(|l| l.as_str().unwrap().contains("index.js")));
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("index.js"))
+    );
     let rt = start(ProcessKind::Node, &[("index.js", NODE_CJS)], "index.cbErr").await;
     rt.ready().await.unwrap();
     let (_, doc) = err_json(rt.invoke("x-2", "{}", 5_000).await);
@@ -271,7 +369,12 @@ async fn node_callback_context_and_error_handlers() {
 #[tokio::test]
 async fn node_esm_handlers() {
     let mjs = "let n = 0;\nexport const handler = async (e) => ({ esm: true, n: ++n });\n";
-    let rt = start(ProcessKind::Node, &[("src/app.mjs", mjs)], "src/app.handler").await;
+    let rt = start(
+        ProcessKind::Node,
+        &[("src/app.mjs", mjs)],
+        "src/app.handler",
+    )
+    .await;
     rt.ready().await.unwrap();
     assert_eq!(ok_json(rt.invoke("m-1", "{}", 5_000).await)["esm"], true);
     assert_eq!(ok_json(rt.invoke("m-2", "{}", 5_000).await)["n"], 2);
@@ -285,11 +388,31 @@ async fn node_esm_handlers() {
 #[tokio::test]
 async fn node_init_errors() {
     for (files, handler, want) in [
-        (vec![("index.js", NODE_CJS)], "missing.handler", "Runtime.ImportModuleError"),
-        (vec![("index.js", NODE_CJS)], "index.nothere", "Runtime.HandlerNotFound"),
-        (vec![("index.js", "exports.handler = (;\n")], "index.handler", "Runtime.UserCodeSyntaxError"),
-        (vec![("index.js", "require('not-installed');\n")], "index.handler", "Runtime.ImportModuleError"),
-        (vec![("index.js", NODE_CJS)], "index", "Runtime.MalformedHandlerName"),
+        (
+            vec![("index.js", NODE_CJS)],
+            "missing.handler",
+            "Runtime.ImportModuleError",
+        ),
+        (
+            vec![("index.js", NODE_CJS)],
+            "index.nothere",
+            "Runtime.HandlerNotFound",
+        ),
+        (
+            vec![("index.js", "exports.handler = (;\n")],
+            "index.handler",
+            "Runtime.UserCodeSyntaxError",
+        ),
+        (
+            vec![("index.js", "require('not-installed');\n")],
+            "index.handler",
+            "Runtime.ImportModuleError",
+        ),
+        (
+            vec![("index.js", NODE_CJS)],
+            "index",
+            "Runtime.MalformedHandlerName",
+        ),
     ] {
         let rt = start(ProcessKind::Node, &files, handler).await;
         let f = rt.ready().await.unwrap_err();
@@ -304,12 +427,29 @@ fn materialize_is_idempotent_and_commands() {
     let a = materialize(work.path()).unwrap();
     let b = materialize(work.path()).unwrap();
     assert_eq!(a, b);
-    assert_eq!(std::fs::read_to_string(a.join("python/bootstrap.py")).unwrap(), PYTHON_BOOTSTRAP);
+    assert_eq!(
+        std::fs::read_to_string(a.join("python/bootstrap.py")).unwrap(),
+        PYTHON_BOOTSTRAP
+    );
     assert!(a.join("node/bootstrap.js").is_file());
-    assert_eq!(std::fs::read_dir(work.path().join("runtime")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(work.path().join("runtime"))
+            .unwrap()
+            .count(),
+        1
+    );
     let (p, args) = command(ProcessKind::Python3, Path::new(PY), Path::new(NODE)).unwrap();
-    assert_eq!((p.as_path(), args.last().map(String::as_str)), (Path::new(PY), Some("/var/runtime/python/bootstrap.py")));
+    assert_eq!(
+        (p.as_path(), args.last().map(String::as_str)),
+        (Path::new(PY), Some("/var/runtime/python/bootstrap.py"))
+    );
     let (p, args) = command(ProcessKind::Node, Path::new(PY), Path::new(NODE)).unwrap();
-    assert_eq!((p.as_path(), args), (Path::new(NODE), vec!["/var/runtime/node/bootstrap.js".to_string()]));
+    assert_eq!(
+        (p.as_path(), args),
+        (
+            Path::new(NODE),
+            vec!["/var/runtime/node/bootstrap.js".to_string()]
+        )
+    );
     assert!(command(ProcessKind::Custom, Path::new(PY), Path::new(NODE)).is_none());
 }

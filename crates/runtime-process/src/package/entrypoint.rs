@@ -51,9 +51,15 @@ fn check_python(handler: &str, dir: &Path) -> Result<(), PrepareError> {
     })?;
     let rel = module.replace('.', "/");
     if !plain_parts(&rel) {
-        return Err(invalid(format!("bad handler '{handler}': invalid module name")));
+        return Err(invalid(format!(
+            "bad handler '{handler}': invalid module name"
+        )));
     }
-    let candidates = [format!("{rel}.py"), format!("{rel}/__init__.py"), format!("{rel}.pyc")];
+    let candidates = [
+        format!("{rel}.py"),
+        format!("{rel}/__init__.py"),
+        format!("{rel}.pyc"),
+    ];
     if candidates.iter().any(|c| is_file(&dir.join(c))) {
         return Ok(());
     }
@@ -174,8 +180,11 @@ mod tests {
         write(d.path(), "bootstrap", 0o644);
         let r = check_entrypoint(ProcessKind::Custom, "", d.path());
         assert!(r.unwrap_err().to_string().contains("not executable"));
-        fs::set_permissions(d.path().join("bootstrap"), fs::Permissions::from_mode(0o755))
-            .unwrap();
+        fs::set_permissions(
+            d.path().join("bootstrap"),
+            fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         assert!(check_entrypoint(ProcessKind::Custom, "", d.path()).is_ok());
     }
 }

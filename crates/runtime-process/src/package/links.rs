@@ -14,8 +14,8 @@ const MAX_HOPS: usize = 40;
 pub(super) fn check_target(rel: &Path, raw: &[u8]) -> Result<PathBuf, PrepareError> {
     let shown = rel.display();
     let bad = |why: String| PrepareError::InvalidCode(format!("symlink {shown} {why}"));
-    let target = std::str::from_utf8(raw)
-        .map_err(|_| bad("has a target that is not valid UTF-8".into()))?;
+    let target =
+        std::str::from_utf8(raw).map_err(|_| bad("has a target that is not valid UTF-8".into()))?;
     if target.is_empty() || target.contains('\0') {
         return Err(bad("has an empty or invalid target".into()));
     }

@@ -1,9 +1,7 @@
 //! HTTP side of the Runtime API: the accept loop and one handler per endpoint, with the
 //! status codes and error documents of Lambda's emulator (`{"errorMessage","errorType"}`).
 
-use super::{
-    InitFailure, MAX_RESPONSE_BYTES, MAX_STREAMED_BYTES, RapiEvent, Shared, Unanswerable,
-};
+use super::{InitFailure, MAX_RESPONSE_BYTES, MAX_STREAMED_BYTES, RapiEvent, Shared, Unanswerable};
 use crate::InvokeRequest;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -88,13 +86,14 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Infa
             error(&shared, id, req).await
         }
         (["init", "error"], Method::POST) => init_error(&shared, req).await,
-        (["invocation", "next"] | ["invocation", _, "response" | "error"] | ["init", "error"], _) => {
-            json_status(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                "Method not allowed",
-            )
-        }
+        (
+            ["invocation", "next"] | ["invocation", _, "response" | "error"] | ["init", "error"],
+            _,
+        ) => json_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "Method not allowed",
+        ),
         _ => not_found(),
     };
     Ok(resp)
@@ -127,7 +126,10 @@ fn event_response(req: &InvokeRequest, deadline_ms: u64) -> Resp {
     };
     set("lambda-runtime-aws-request-id", &req.request_id);
     set("lambda-runtime-deadline-ms", &deadline_ms.to_string());
-    set("lambda-runtime-invoked-function-arn", &req.invoked_function_arn);
+    set(
+        "lambda-runtime-invoked-function-arn",
+        &req.invoked_function_arn,
+    );
     let optional = [
         ("lambda-runtime-trace-id", &req.trace_id),
         ("lambda-runtime-client-context", &req.client_context),
@@ -146,8 +148,8 @@ async fn response(shared: &Shared, id: &str, req: Request<Incoming>) -> Resp {
     if let Err(u) = shared.is_inflight(id) {
         return invalid_id(u);
     }
-    let streaming = header(req.headers(), RESPONSE_MODE)
-        .is_some_and(|m| m.eq_ignore_ascii_case("streaming"));
+    let streaming =
+        header(req.headers(), RESPONSE_MODE).is_some_and(|m| m.eq_ignore_ascii_case("streaming"));
     let limit = if streaming {
         MAX_STREAMED_BYTES
     } else {
@@ -287,9 +289,7 @@ fn body_str(doc: Option<&serde_json::Value>, key: &str) -> Option<String> {
 
 /// `{"errorMessage": message, "errorType": error_type}` as bytes.
 fn error_doc(error_type: &str, message: &str) -> Bytes {
-    Bytes::from(
-        serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string(),
-    )
+    Bytes::from(serde_json::json!({ "errorMessage": message, "errorType": error_type }).to_string())
 }
 
 fn too_large_event(total: u64, limit: usize) -> RapiEvent {
