@@ -309,17 +309,16 @@ fn make_dir(base: &Path, dir: &Path) -> io::Result<()> {
     )))
 }
 
-/// v2: makes `base` and enables the controllers for its children.
+/// v2: makes `base` and enables the controllers for its children (memory and pids are
+/// required; cpu is optional, as some hosts do not delegate it).
 fn enable_v2_controllers(base: &Path) -> io::Result<()> {
     let root = base.parent().unwrap_or(Path::new("/sys/fs/cgroup"));
     fs::create_dir_all(base)?;
-    for (dir, required) in [(root, true), (base, true)] {
+    for dir in [root, base] {
         for controller in ["memory", "pids", "cpu"] {
             let res = write(dir, "cgroup.subtree_control", &format!("+{controller}"));
-            if let Err(e) = res {
-                if required && controller != "cpu" {
-                    return Err(e);
-                }
+            if res.is_err() && controller != "cpu" {
+                return res;
             }
         }
     }

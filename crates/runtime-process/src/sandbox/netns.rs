@@ -135,11 +135,11 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        if let Ok(mut guard) = self.slirp.lock() {
-            if let Some(mut slirp) = guard.take() {
-                let _ = slirp.child.kill();
-                let _ = slirp.child.wait();
-            }
+        if let Ok(mut guard) = self.slirp.lock()
+            && let Some(mut slirp) = guard.take()
+        {
+            let _ = slirp.child.kill();
+            let _ = slirp.child.wait();
         }
     }
 }

@@ -56,6 +56,8 @@ pub(crate) fn program() -> io::Result<BpfProgram> {
     let arch = TargetArch::try_from(std::env::consts::ARCH)
         .map_err(|e| io::Error::other(format!("seccomp: unsupported architecture: {e}")))?;
     // An empty rule list matches the syscall whatever its arguments.
+    // `c_long` is i64 on 64-bit targets (a no-op there) and i32 on 32-bit ones.
+    #[allow(clippy::useless_conversion)]
     let rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
         .iter()
         .map(|&(_, nr)| (i64::from(nr), Vec::new()))

@@ -143,7 +143,15 @@ async fn deps_build_cannot_write_the_code_dir() {
         ),
     )
     .unwrap();
-    let _ = build(&config(work.path()), &s, ProcessKind::Python3, code.path()).await;
+    let log = match build(&config(work.path()), &s, ProcessKind::Python3, code.path()).await {
+        Ok((_, log)) => log,
+        Err(crate::PrepareError::BuildFailed { log, .. }) => log,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(
+        log.contains("blocked /var/task/pwned"),
+        "setup.py did not run: {log}"
+    );
     assert!(!code.path().join("pwned").exists());
     assert!(!Path::new(&marker).exists(), "{marker} written on the host");
 }
