@@ -272,10 +272,7 @@ pub async fn start_wasmtime(bin: &Path, component: &Path) -> Result<WasmtimeServ
         child.check_running()?;
         if load::get_once(&target).await.is_ok() {
             load::verify("wasmtime serve", &target).await?;
-            return Ok(WasmtimeServer {
-                _child: child,
-                target,
-            });
+            return Ok(WasmtimeServer { child, target });
         }
         if Instant::now() >= deadline {
             break;

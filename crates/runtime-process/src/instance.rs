@@ -91,8 +91,13 @@ impl Instance {
                 .start_outbound(&pools.config().slirp4netns)
                 .map_err(|e| internal("outbound network", e))?;
         }
-        let cgroup = Cgroup::create(pools.support(), &id, spec.memory_mb, pools.config().pids_max)
-            .map_err(|e| internal("cgroup", e))?;
+        let cgroup = Cgroup::create(
+            pools.support(),
+            &id,
+            spec.memory_mb,
+            pools.config().pids_max,
+        )
+        .map_err(|e| internal("cgroup", e))?;
         let sandbox_spec = sandbox_spec(pools, spec, netns.clone())?;
         let (program, args) = entrypoint(pools, spec.kind);
         let env = lambda_env(spec, rapi.addr().port());
@@ -152,8 +157,14 @@ impl Instance {
             Some(outcome) => {
                 inst.stop().await;
                 let mut logs = inst.take_logs().await;
-                if let ProcessOutcome::InitError { error_type, message } = &outcome {
-                    logs.push(platform(format!("INIT_REPORT Status: error Error Type: {error_type} {message}")));
+                if let ProcessOutcome::InitError {
+                    error_type,
+                    message,
+                } = &outcome
+                {
+                    logs.push(platform(format!(
+                        "INIT_REPORT Status: error Error Type: {error_type} {message}"
+                    )));
                 }
                 Err(StartFailure { outcome, logs })
             }
@@ -162,7 +173,11 @@ impl Instance {
 
     /// Runs one invocation. Returns the outcome and its duration; after any outcome but
     /// `Ok` and `FunctionError` the instance is dead and must be dropped.
-    pub async fn invoke(&mut self, req: &InvokeRequest, timeout: Duration) -> (ProcessOutcome, Duration) {
+    pub async fn invoke(
+        &mut self,
+        req: &InvokeRequest,
+        timeout: Duration,
+    ) -> (ProcessOutcome, Duration) {
         let started = Instant::now();
         let deadline_ms = SystemTime::now()
             .checked_add(timeout)
@@ -171,7 +186,10 @@ impl Instance {
         let outcome = tokio::select! {
             r = self.rapi.invoke(req, deadline_ms) => match r {
                 Ok(RapiEvent::Response(payload)) => ProcessOutcome::Ok(payload),
-                Ok(RapiEvent::Error { error_type, payload }) => ProcessOutcome::FunctionError { error_type, payload },
+                Ok(RapiEvent::Error { error_type, payload }) => ProcessOutcome::FunctionError {
+                    error_type: document_type(&payload).unwrap_or(error_type),
+                    payload,
+                },
                 Err(InitFailure { error_type, message }) => ProcessOutcome::InitError { error_type, message },
             },
             status = self.child.wait() => {
@@ -188,7 +206,10 @@ impl Instance {
         };
         let duration = started.elapsed();
         self.last_used = Instant::now();
-        if !matches!(outcome, ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. }) {
+        if !matches!(
+            outcome,
+            ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. }
+        ) {
             self.stop().await;
             if self.cgroup.oom_killed() && !matches!(outcome, ProcessOutcome::Timeout) {
                 return (ProcessOutcome::OutOfMemory, duration);
@@ -199,7 +220,9 @@ impl Instance {
 
     /// Peak memory of the instance in MiB.
     pub fn max_memory_mb(&self) -> Option<u64> {
-        self.cgroup.peak_memory_bytes().map(|b| b.div_ceil(1024 * 1024))
+        self.cgroup
+            .peak_memory_bytes()
+            .map(|b| b.div_ceil(1024 * 1024))
     }
 
     /// Takes the output read so far. Waits a moment for lines written just before the
@@ -234,10 +257,28 @@ impl Instance {
     }
 }
 
-fn sandbox_spec(pools: &Pools, spec: &ProcessSpec, netns: Arc<NetNs>) -> Result<SandboxSpec, StartFailure> {
+/// The `errorType` of an error document: more telling than the runtime's header, which
+/// clients often set to a generic `Unhandled`.
+fn document_type(payload: &[u8]) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let t = doc.get("errorType")?.as_str()?;
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+fn sandbox_spec(
+    pools: &Pools,
+    spec: &ProcessSpec,
+    netns: Arc<NetNs>,
+) -> Result<SandboxSpec, StartFailure> {
     let mut ro_binds = vec![
-        (pools.code_dir(&spec.code_sha256), PathBuf::from("/var/task")),
-        (pools.runtime_dir().to_path_buf(), PathBuf::from("/var/runtime")),
+        (
+            pools.code_dir(&spec.code_sha256),
+            PathBuf::from("/var/task"),
+        ),
+        (
+            pools.runtime_dir().to_path_buf(),
+            PathBuf::from("/var/runtime"),
+        ),
     ];
     if let Some(layer) = pools.layer_of(&spec.code_sha256) {
         ro_binds.push((layer, PathBuf::from("/opt")));
@@ -276,9 +317,15 @@ fn lambda_env(spec: &ProcessSpec, port: u16) -> Vec<(String, String)> {
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
         ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
         ("AWS_LAMBDA_FUNCTION_VERSION", spec.function_version.clone()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_mb.to_string(),
+        ),
         ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone()),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", format!("{}/[{}]", today(), spec.function_version)),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            format!("{}/[{}]", today(), spec.function_version),
+        ),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
         ("AWS_REGION", spec.region.clone()),
         ("AWS_DEFAULT_REGION", spec.region.clone()),
@@ -288,7 +335,10 @@ fn lambda_env(spec: &ProcessSpec, port: u16) -> Vec<(String, String)> {
         ("TZ", ":UTC".into()),
         ("HOME", "/tmp".into()),
         ("PYTHONPATH", "/var/runtime:/var/task:/opt/python".into()),
-        ("NODE_PATH", "/opt/nodejs/node_modules:/var/runtime:/var/task".into()),
+        (
+            "NODE_PATH",
+            "/opt/nodejs/node_modules:/var/runtime:/var/task".into(),
+        ),
         ("LD_LIBRARY_PATH", "/var/task:/var/task/lib:/opt/lib".into()),
     ]
     .into_iter()

@@ -178,7 +178,7 @@ mod tests {
                 (LogStream::Stdout, "one"),
                 (LogStream::Stderr, "err"),
                 (LogStream::Stdout, "two"),
-                (LogStream::Stdout, "th"),
+                (LogStream::Stdout, "three is"),
                 (LogStream::Platform, "log output truncated after 20 bytes"),
             ]
         );
