@@ -1,7 +1,7 @@
 //! What the forked child does before it executes bubblewrap, in this order: join the
 //! cgroup (so everything after is accounted), join the instance's network namespace
 //! (needs root), drop to the sandbox user (supplementary groups, gid, uid), and let the
-//! seccomp descriptor survive exec. Everything is prepared before the fork: the hook only
+//! descriptors bwrap reads (seccomp program, passwd and group files) survive exec. Everything is prepared before the fork: the hook only
 //! makes async-signal-safe syscalls and allocates nothing.
 
 use super::NetNs;
@@ -20,8 +20,19 @@ pub(crate) struct ChildSetup {
     pub(crate) uid: libc::uid_t,
     /// The host gid to run as.
     pub(crate) gid: libc::gid_t,
-    /// The seccomp program for bwrap; kept open across exec.
-    pub(crate) seccomp: OwnedFd,
+    /// Descriptors bwrap reads (seccomp program, `/etc/passwd`, `/etc/group`): kept open
+    /// across exec and rewound first.
+    pub(crate) inherited: Vec<OwnedFd>,
+}
+
+/// A close-on-exec memfd holding `bytes`, positioned at its start.
+pub(crate) fn memfd_with(name: &std::ffi::CStr, bytes: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::{Seek, SeekFrom, Write};
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(OwnedFd::from(file))
 }
 
 impl ChildSetup {
@@ -55,6 +66,15 @@ impl ChildSetup {
         if unsafe { libc::getuid() == 0 || libc::geteuid() == 0 } {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
-        super::netns::clear_cloexec(self.seccomp.as_raw_fd())
+        for fd in &self.inherited {
+            // bwrap reads from the current offset; a reused command would otherwise find
+            // the data at EOF after the first spawn.
+            // SAFETY: lseek takes a descriptor and integers; no memory.
+            if unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_SET) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            super::netns::clear_cloexec(fd.as_raw_fd())?;
+        }
+        Ok(())
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! The view: `/usr` read-only (with `/lib`, `/lib64`, `/bin`, `/sbin` as on the host:
 //! symlinks into `/usr` or read-only binds), a few files of `/etc` (loader cache, TLS
-//! roots, resolver, time zone, alternatives; never `passwd`/`shadow`), a fresh `/proc` of
+//! roots, resolver, time zone, alternatives; never the host's `passwd`, `group` or `shadow`:
+//! a generated `passwd`/`group` names only the sandbox user, home `/tmp`), a fresh `/proc` of
 //! the sandbox's PID namespace, a minimal read-only `/dev`, a tmpfs `/tmp` of
 //! `tmp_size_mb`, the spec's binds, and a read-only root. Host paths of binds must be
 //! reachable by the sandbox user, since bwrap runs as that user.
@@ -222,22 +223,25 @@ fn std_command(
         netns: spec.netns.clone(),
         uid: spec.uid,
         gid: spec.gid,
-        seccomp: seccomp::memfd()?,
+        inherited: vec![
+            seccomp::memfd()?,
+            exec::memfd_with(c"arcus-passwd", passwd(spec).as_bytes())?,
+            exec::memfd_with(c"arcus-group", group(spec).as_bytes())?,
+        ],
+    };
+    let fds = ArgFds {
+        seccomp: setup.inherited[0].as_raw_fd(),
+        passwd: setup.inherited[1].as_raw_fd(),
+        group: setup.inherited[2].as_raw_fd(),
     };
     let mut cmd = std::process::Command::new(bwrap);
-    cmd.args(bwrap_args(
-        support,
-        spec,
-        setup.seccomp.as_raw_fd(),
-        program,
-        args,
-    ))
-    .env_clear()
-    .envs(env.iter().map(|(k, v)| (k, v)))
-    .current_dir("/")
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(bwrap_args(support, spec, &fds, program, args))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // SAFETY: `ChildSetup::run` is async-signal-safe (raw syscalls on descriptors and ids
     // prepared before the fork, no allocation), as required between fork and exec.
     unsafe {
@@ -246,12 +250,38 @@ fn std_command(
     Ok(cmd)
 }
 
-/// bubblewrap's arguments for `spec`, the seccomp program at `seccomp_fd`, then the
-/// program and its arguments.
+/// The user name of the sandbox user inside (Lambda's look like `sbx_user1051`).
+pub(crate) const SANDBOX_USER: &str = "sbx_user";
+
+/// The sandbox's `/etc/passwd`: only its own user (home `/tmp`).
+fn passwd(spec: &SandboxSpec) -> String {
+    format!(
+        "{SANDBOX_USER}:x:{}:{}::/tmp:/usr/sbin/nologin\n",
+        spec.uid, spec.gid
+    )
+}
+
+/// The sandbox's `/etc/group`: only its own group.
+fn group(spec: &SandboxSpec) -> String {
+    format!("{SANDBOX_USER}:x:{}:\n", spec.gid)
+}
+
+/// Descriptors (open in the child) that bwrap reads.
+struct ArgFds {
+    /// The seccomp program.
+    seccomp: i32,
+    /// Content of `/etc/passwd`.
+    passwd: i32,
+    /// Content of `/etc/group`.
+    group: i32,
+}
+
+/// bubblewrap's arguments for `spec` and the descriptors in `fds`, then the program and
+/// its arguments.
 fn bwrap_args(
     support: &SandboxSupport,
     spec: &SandboxSpec,
-    seccomp_fd: i32,
+    fds: &ArgFds,
     program: &Path,
     args: &[String],
 ) -> Vec<OsString> {
@@ -287,6 +317,15 @@ fn bwrap_args(
     for etc in ETC {
         push(&["--ro-bind-try".as_ref(), etc.as_ref(), etc.as_ref()]);
     }
+    let (passwd_fd, group_fd) = (fds.passwd.to_string(), fds.group.to_string());
+    push(&[
+        "--ro-bind-data".as_ref(),
+        passwd_fd.as_ref(),
+        "/etc/passwd".as_ref(),
+        "--ro-bind-data".as_ref(),
+        group_fd.as_ref(),
+        "/etc/group".as_ref(),
+    ]);
     let tmp_bytes = (u64::from(spec.tmp_size_mb.max(1)) * 1024 * 1024).to_string();
     push(&[
         "--proc".as_ref(),
@@ -306,7 +345,7 @@ fn bwrap_args(
     for (host, inside) in &spec.rw_binds {
         push(&["--bind".as_ref(), host.as_os_str(), inside.as_os_str()]);
     }
-    let fd = seccomp_fd.to_string();
+    let fd = fds.seccomp.to_string();
     push(&[
         "--remount-ro".as_ref(),
         "/".as_ref(),

@@ -12,8 +12,7 @@
 
 use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 
 /// The syscalls refused with `EPERM`.
@@ -97,12 +96,7 @@ fn bytes() -> io::Result<&'static [u8]> {
 /// A memfd holding the filter, positioned at its start (close-on-exec; the child clears
 /// that flag before executing bwrap).
 pub(crate) fn memfd() -> io::Result<OwnedFd> {
-    let fd =
-        nix::sys::memfd::memfd_create(c"arcus-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
-    let mut file = File::from(fd);
-    file.write_all(bytes()?)?;
-    file.seek(SeekFrom::Start(0))?;
-    Ok(OwnedFd::from(file))
+    super::exec::memfd_with(c"arcus-seccomp", bytes()?)
 }
 
 #[cfg(test)]
@@ -123,7 +117,7 @@ mod tests {
     #[test]
     fn sandbox_seccomp_memfd_reads_from_start() {
         use std::io::Read;
-        let mut file = File::from(memfd().unwrap());
+        let mut file = std::fs::File::from(memfd().unwrap());
         let mut buf = Vec::new();
         file.read_to_end(&mut buf).unwrap();
         assert_eq!(buf, bytes().unwrap());

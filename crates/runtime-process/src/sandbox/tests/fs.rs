@@ -21,6 +21,9 @@ print("other", os.path.exists({other:?}))
 print("task", sorted(os.listdir("/var/task")))
 print("root", sorted(os.listdir("/")))
 print("etc", sorted(os.listdir("/etc")))
+import getpass, pwd
+print("passwd", open("/etc/passwd").read().strip())
+print("user", getpass.getuser(), pwd.getpwuid(os.getuid()).pw_dir)
 "#,
         data = data.path().join("secret.db"),
         other = other.path().join("other.py"),
@@ -38,7 +41,12 @@ print("etc", sorted(os.listdir("/etc")))
     for entry in root.split(", ") {
         assert!(allowed.contains(&entry), "/{entry} visible: {}", l["root"]);
     }
-    for file in ["shadow", "passwd", "sudoers", "ssh"] {
+    assert_eq!(
+        l["passwd"],
+        "sbx_user:x:65534:65534::/tmp:/usr/sbin/nologin"
+    );
+    assert_eq!(l["user"], "sbx_user /tmp");
+    for file in ["shadow", "gshadow", "sudoers", "ssh"] {
         assert!(
             !l["etc"].contains(&format!("'{file}'")),
             "{file}: {}",

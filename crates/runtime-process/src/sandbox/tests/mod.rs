@@ -225,3 +225,79 @@ async fn sandbox_run_to_completion_collects_output_and_times_out() {
         out.output.len()
     );
 }
+
+#[test]
+fn sandbox_bwrap_args_order() {
+    let Some(s) = support() else { return };
+    let mut sp = spec(Path::new("/srv/code"));
+    sp.rw_binds
+        .push((PathBuf::from("/srv/layer"), PathBuf::from("/opt")));
+    let args: Vec<String> = super::bwrap_args(
+        &s,
+        &sp,
+        &super::ArgFds {
+            seccomp: 7,
+            passwd: 8,
+            group: 9,
+        },
+        Path::new("/usr/bin/python3"),
+        &["-c".into()],
+    )
+    .into_iter()
+    .map(|a| a.to_string_lossy().into_owned())
+    .collect();
+    let at = |needle: &[&str]| {
+        args.windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from {args:?}"))
+    };
+    for flag in [
+        "--unshare-user",
+        "--disable-userns",
+        "--unshare-pid",
+        "--die-with-parent",
+    ] {
+        at(&[flag]);
+    }
+    assert!(
+        !args
+            .iter()
+            .any(|a| a == "--unshare-net" || a == "--share-net")
+    );
+    let code = at(&["--ro-bind", "/srv/code", "/var/task"]);
+    let layer = at(&["--bind", "/srv/layer", "/opt"]);
+    let tmp = at(&["--size", "16777216", "--tmpfs", "/tmp"]);
+    let root_ro = at(&["--remount-ro", "/"]);
+    assert!(tmp < code && code < root_ro && layer < root_ro);
+    assert_eq!(
+        &args[args.len() - 5..],
+        ["--seccomp", "7", "--", "/usr/bin/python3", "-c"]
+    );
+    assert!(!args.iter().any(|a| a.contains("shadow")));
+    at(&["--ro-bind-data", "8", "/etc/passwd"]);
+    at(&["--ro-bind-data", "9", "/etc/group"]);
+}
+
+#[tokio::test]
+async fn sandbox_command_can_be_spawned_twice() {
+    let Some(s) = support() else { return };
+    let code = dir();
+    let args = vec!["-c".to_string(), "print('hi')".to_string()];
+    let mut cmd = super::command(
+        &s,
+        Path::new(BWRAP),
+        &spec(code.path()),
+        None,
+        Path::new(PYTHON),
+        &args,
+        &[],
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let out = tokio::time::timeout(LIMIT, cmd.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n", "{out:?}");
+    }
+}
