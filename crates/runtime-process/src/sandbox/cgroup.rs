@@ -15,7 +15,9 @@
 //! in the root's and in `arcus`'s `cgroup.subtree_control` (the root cgroup is exempt
 //! from the "no internal processes" rule, which a non-root parent holding the node would
 //! break). Limits: `memory.max`, `memory.swap.max = 0`, `pids.max`, `cpu.weight`
-//! (100 = one CPU's worth at 1769 MiB, clamped to 1..=10000). OOM kills come from
+//! (100 = one CPU's worth at 1769 MiB, clamped to 1..=10000), `memory.oom.group = 1`
+//! (an OOM kill takes the whole instance). The controllers are enabled at start-up
+//! ([`super::SandboxSupport::detect`] fails with a message if they cannot be). OOM kills come from
 //! `oom_kill` of `memory.events`, peak memory from `memory.peak` (kernel ≥ 5.19), and
 //! `cgroup.kill` (kernel ≥ 5.14) kills the tree at once.
 //!
@@ -77,12 +79,16 @@ impl CgroupBase {
                     return Err(format!("cgroup v2 controller `{needed}` is not available"));
                 }
             }
-            Ok((
-                CgroupVersion::V2,
-                CgroupBase {
-                    dirs: vec![root.join("arcus")],
-                },
-            ))
+            let base = root.join("arcus");
+            enable_v2_controllers(&base).map_err(|e| {
+                format!(
+                    "cannot delegate cgroup v2 controllers to {}: {e} (the node needs a \
+                     writable /sys/fs/cgroup whose root holds no processes of a cgroup \
+                     namespace, e.g. a host or a privileged container)",
+                    base.display()
+                )
+            })?;
+            Ok((CgroupVersion::V2, CgroupBase { dirs: vec![base] }))
         } else {
             Err(
                 "no usable cgroup hierarchy under /sys/fs/cgroup (need v1 memory/pids/cpu or v2)"
@@ -167,6 +173,10 @@ impl Cgroup {
                 write(dir, "memory.max", &memory.to_string())?;
                 if dir.join("memory.swap.max").exists() {
                     write(dir, "memory.swap.max", "0")?;
+                }
+                // An OOM kill ends the whole instance, not one of its processes.
+                if dir.join("memory.oom.group").exists() {
+                    write(dir, "memory.oom.group", "1")?;
                 }
                 write(dir, "pids.max", &pids)?;
                 if dir.join("cpu.weight").exists() {
