@@ -186,4 +186,20 @@ async fn deps_node_layer_builds_with_npm() {
     let env = [("NODE_PATH", "/opt/nodejs/node_modules")];
     let ran = t::run_env(&s, &spec, None, "/usr/bin/node", &["-e", script], &env).await;
     assert_eq!(t::lines(&ran.out)["isnum"], "true");
+
+    // With the lockfile npm wrote, the build is a different layer made by `npm ci`.
+    let lock = layer.join("nodejs/package-lock.json");
+    fs::copy(&lock, code.path().join("package-lock.json")).unwrap();
+    let (ci_layer, ci_log) = build(&config(work.path()), &s, ProcessKind::Node, code.path())
+        .await
+        .unwrap();
+    let ci_layer = ci_layer.unwrap();
+    assert_ne!(ci_layer, layer);
+    assert!(ci_log.starts_with("$ npm ci"), "{ci_log}");
+    assert!(
+        ci_layer
+            .join("nodejs/node_modules/is-number/index.js")
+            .is_file(),
+        "{ci_log}"
+    );
 }
