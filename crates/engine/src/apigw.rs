@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn results_map_like_api_gateway() {
         let r = result_response(br#""plain text""#).unwrap();
-        assert_eq!((r.status(), r.body().as_ref()), (200, &b"plain text"[..]));
+        assert_eq!((r.status().as_u16(), r.body().as_ref()), (200, &b"plain text"[..]));
         let r = result_response(br#"{"a":1}"#).unwrap();
         assert_eq!(r.body().as_ref(), br#"{"a":1}"#);
         assert_eq!(r.headers()["content-type"], "application/json");

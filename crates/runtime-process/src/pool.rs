@@ -46,7 +46,8 @@ pub(crate) struct Pools {
 
 impl Pools {
     pub fn new(config: ProcessConfig) -> Result<Self, PrepareError> {
-        let support = SandboxSupport::detect(&config.bwrap).map_err(PrepareError::Internal)?;
+        let support = SandboxSupport::detect_as(&config.bwrap, config.sandbox_uid, config.sandbox_gid)
+            .map_err(PrepareError::Internal)?;
         for dir in ["code", "layers"] {
             std::fs::create_dir_all(config.work_dir.join(dir))
                 .map_err(|e| PrepareError::Internal(format!("create work dir: {e}")))?;
@@ -67,7 +68,8 @@ impl Pools {
     /// Starts the reaper of idle instances; it ends when the pools are dropped.
     pub fn start_reaper(self: &Arc<Self>) {
         let weak: Weak<Self> = Arc::downgrade(self);
-        let tick = (self.config.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let tick = (self.config.idle_timeout / 4)
+            .clamp(Duration::from_millis(100), Duration::from_secs(5));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(tick).await;
@@ -94,7 +96,10 @@ impl Pools {
     }
 
     fn ready_marker(&self, sha256: &str) -> PathBuf {
-        self.config.work_dir.join("code").join(format!("{sha256}.ready"))
+        self.config
+            .work_dir
+            .join("code")
+            .join(format!("{sha256}.ready"))
     }
 
     /// The dependency layer built for this code, if it has one.
@@ -104,11 +109,19 @@ impl Pools {
         Some(PathBuf::from(layer))
     }
 
-    pub async fn prepare(&self, kind: ProcessKind, sha256: &str, zip: Vec<u8>) -> Result<String, PrepareError> {
+    pub async fn prepare(
+        &self,
+        kind: ProcessKind,
+        sha256: &str,
+        zip: Vec<u8>,
+    ) -> Result<String, PrepareError> {
         if !sha256.bytes().all(|b| b.is_ascii_hexdigit()) || sha256.len() != 64 {
             return Err(PrepareError::Internal(format!("bad code hash {sha256:?}")));
         }
-        let cell = lock(&self.prepares).entry(sha256.to_string()).or_default().clone();
+        let cell = lock(&self.prepares)
+            .entry(sha256.to_string())
+            .or_default()
+            .clone();
         let result = cell
             .get_or_try_init(|| self.prepare_once(kind, sha256, zip))
             .await
@@ -119,7 +132,12 @@ impl Pools {
         result
     }
 
-    async fn prepare_once(&self, kind: ProcessKind, sha256: &str, zip: Vec<u8>) -> Result<String, PrepareError> {
+    async fn prepare_once(
+        &self,
+        kind: ProcessKind,
+        sha256: &str,
+        zip: Vec<u8>,
+    ) -> Result<String, PrepareError> {
         if self.is_prepared(sha256) {
             return Ok(String::new());
         }
@@ -186,11 +204,22 @@ impl Pools {
         let init_duration = if cold { instance.init_duration } else { None };
         let max_memory_mb = instance.max_memory_mb();
         logs.push(platform(format!("END RequestId: {}", req.request_id)));
-        logs.push(platform(report_line(&req.request_id, duration, spec.memory_mb, max_memory_mb, init_duration)));
-        let reusable = matches!(outcome, ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. })
-            && instance.is_alive();
+        logs.push(platform(report_line(
+            &req.request_id,
+            duration,
+            spec.memory_mb,
+            max_memory_mb,
+            init_duration,
+        )));
+        let reusable = matches!(
+            outcome,
+            ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. }
+        ) && instance.is_alive();
         if reusable {
-            lock(&self.idle).push(Idle { spec: spec.clone(), instance });
+            lock(&self.idle).push(Idle {
+                spec: spec.clone(),
+                instance,
+            });
         }
         ProcessCompletion {
             outcome,
@@ -203,18 +232,23 @@ impl Pools {
     }
 
     /// An idle instance of `spec` (warm), or a new one (cold) with its start-up output.
-    async fn checkout(&self, spec: &ProcessSpec) -> Result<(Instance, bool, Vec<ProcessLogLine>), StartFailure> {
+    async fn checkout(
+        &self,
+        spec: &ProcessSpec,
+    ) -> Result<(Instance, bool, Vec<ProcessLogLine>), StartFailure> {
         loop {
             let found = {
                 let mut idle = lock(&self.idle);
                 // Most recently used first, so the others age out.
-                idle.iter().rposition(|i| &i.spec == spec).map(|pos| idle.remove(pos))
+                idle.iter()
+                    .rposition(|i| &i.spec == spec)
+                    .map(|pos| idle.remove(pos))
             };
-            match found {
-                Some(mut i) if i.instance.is_alive() => return Ok((i.instance, false, Vec::new())),
-                Some(mut dead) => dead.instance.stop().await,
-                None => break,
+            let Some(mut i) = found else { break };
+            if i.instance.is_alive() {
+                return Ok((i.instance, false, Vec::new()));
             }
+            i.instance.stop().await;
         }
         let permit = self.slot().await?;
         let instance = Instance::start(self, spec, permit).await?;
@@ -256,9 +290,14 @@ impl Pools {
     pub async fn prewarm(&self, spec: &ProcessSpec, count: usize) {
         let have = lock(&self.idle).iter().filter(|i| &i.spec == spec).count();
         for _ in have..count {
-            let Ok(permit) = self.slots.clone().try_acquire_owned() else { return };
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                return;
+            };
             match Instance::start(self, spec, permit).await {
-                Ok(instance) => lock(&self.idle).push(Idle { spec: spec.clone(), instance }),
+                Ok(instance) => lock(&self.idle).push(Idle {
+                    spec: spec.clone(),
+                    instance,
+                }),
                 Err(f) => {
                     tracing::warn!(function = %spec.function_name, "pre-warm failed: {:?}", f.outcome);
                     return;
@@ -280,14 +319,18 @@ impl Pools {
                 idle_for: now - i.instance.last_used,
             })
             .collect();
-        out.extend(lock(&self.busy).iter().map(|(id, (spec, since))| InstanceInfo {
-            id: id.clone(),
-            function_name: spec.function_name.clone(),
-            function_version: spec.function_version.clone(),
-            busy: true,
-            age: now - *since,
-            idle_for: Duration::ZERO,
-        }));
+        out.extend(
+            lock(&self.busy)
+                .iter()
+                .map(|(id, (spec, since))| InstanceInfo {
+                    id: id.clone(),
+                    function_name: spec.function_name.clone(),
+                    function_version: spec.function_version.clone(),
+                    busy: true,
+                    age: now - *since,
+                    idle_for: Duration::ZERO,
+                }),
+        );
         out
     }
 
@@ -296,8 +339,9 @@ impl Pools {
         let expired: Vec<Idle> = {
             let mut idle = lock(&self.idle);
             let timeout = self.config.idle_timeout;
-            let (old, keep): (Vec<_>, Vec<_>) =
-                idle.drain(..).partition(|i| i.instance.last_used.elapsed() >= timeout);
+            let (old, keep): (Vec<_>, Vec<_>) = idle
+                .drain(..)
+                .partition(|i| i.instance.last_used.elapsed() >= timeout);
             *idle = keep;
             old
         };
@@ -340,7 +384,10 @@ fn report_line(
         line.push_str(&format!("\tMax Memory Used: {max} MB"));
     }
     if let Some(init) = init {
-        line.push_str(&format!("\tInit Duration: {:.2} ms", init.as_secs_f64() * 1000.0));
+        line.push_str(&format!(
+            "\tInit Duration: {:.2} ms",
+            init.as_secs_f64() * 1000.0
+        ));
     }
     line
 }
@@ -351,12 +398,21 @@ mod tests {
 
     #[test]
     fn report_line_has_lambdas_fields() {
-        let l = report_line("r1", Duration::from_micros(1500), 128, Some(40), Some(Duration::from_millis(12)));
+        let l = report_line(
+            "r1",
+            Duration::from_micros(1500),
+            128,
+            Some(40),
+            Some(Duration::from_millis(12)),
+        );
         assert_eq!(
             l,
             "REPORT RequestId: r1\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 12.00 ms"
         );
         let l = report_line("r2", Duration::from_micros(10), 64, None, None);
-        assert!(l.ends_with("Billed Duration: 1 ms\tMemory Size: 64 MB"), "{l}");
+        assert!(
+            l.ends_with("Billed Duration: 1 ms\tMemory Size: 64 MB"),
+            "{l}"
+        );
     }
 }

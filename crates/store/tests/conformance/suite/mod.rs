@@ -59,6 +59,8 @@ pub fn config(memory_mb: u32) -> ExecConfig {
         timeout_ms: 5_000,
         env: BTreeMap::from([("MODE".to_string(), format!("m{memory_mb}"))]),
         allowed_hosts: vec!["api.example.com".to_string(), "db:5432".to_string()],
+        handler: Some("app.handler".to_string()),
+        network: arcus_core::model::Network::Outbound,
     }
 }
 
