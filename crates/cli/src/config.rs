@@ -111,7 +111,9 @@ impl ProcessSettings {
         let sandbox_uid = f.sandbox_uid.unwrap_or(65534);
         let sandbox_gid = f.sandbox_gid.unwrap_or(65534);
         if sandbox_uid == 0 || sandbox_gid == 0 {
-            bail!("invalid `process.sandbox_uid`/`process.sandbox_gid`: functions never run as root (0)");
+            bail!(
+                "invalid `process.sandbox_uid`/`process.sandbox_gid`: functions never run as root (0)"
+            );
         }
         let tmp_size_mb = f.tmp_size_mb.unwrap_or(512);
         if !(1..=10_240).contains(&tmp_size_mb) {
@@ -133,7 +135,9 @@ impl ProcessSettings {
             python3: real_binary("process.python3", f.python3, "/usr/bin/python3")?,
             node: real_binary("process.node", f.node, "/usr/bin/node")?,
             bwrap: f.bwrap.unwrap_or_else(|| "/usr/bin/bwrap".into()),
-            slirp4netns: f.slirp4netns.unwrap_or_else(|| "/usr/bin/slirp4netns".into()),
+            slirp4netns: f
+                .slirp4netns
+                .unwrap_or_else(|| "/usr/bin/slirp4netns".into()),
             sandbox_uid,
             sandbox_gid,
             tmp_size_mb,
@@ -195,7 +199,10 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let listen_text = o.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen_text = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen = listen_text
             .parse()
             .map_err(|_| anyhow::anyhow!("invalid `listen` (--listen / ARCUS_LISTEN): {listen_text:?} is not an address like 127.0.0.1:8080"))?;
@@ -209,7 +216,9 @@ impl Config {
         }
         let max_loaded_components = file.wasm.max_loaded_components.unwrap_or(256);
         if !(1..=100_000).contains(&max_loaded_components) {
-            bail!("invalid `wasm.max_loaded_components`: {max_loaded_components} is not in 1..=100000");
+            bail!(
+                "invalid `wasm.max_loaded_components`: {max_loaded_components} is not in 1..=100000"
+            );
         }
         let process = ProcessSettings::from_file(file.process)?;
         let admin_token = o.admin_token.filter(|t| !t.is_empty());
@@ -218,7 +227,10 @@ impl Config {
         }
         Ok(Self {
             listen,
-            data_dir: o.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./arcus-data")),
+            data_dir: o
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./arcus-data")),
             admin_token,
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             wasm_max_instances,
@@ -236,7 +248,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("arcus.toml");
         std::fs::write(&path, text).unwrap();
-        Config::load(Overrides { config_file: Some(path), ..Default::default() })
+        Config::load(Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -252,19 +267,37 @@ mod tests {
         let c = with_file("listen = \"127.0.0.1:9000\"\n[wasm]\nmax_instances = 10\n").unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.wasm_max_instances, 10);
-        let c = Config::load(Overrides { listen: Some("127.0.0.1:9100".into()), ..Default::default() }).unwrap();
+        let c = Config::load(Overrides {
+            listen: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(c.listen.port(), 9100);
     }
 
     #[test]
     fn errors_name_the_key() {
-        let e = with_file("listen = \"127.0.0.1:9000\"\nbogus = 1\n").unwrap_err().to_string();
+        let e = with_file("listen = \"127.0.0.1:9000\"\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
-        let e = with_file("[wasm]\nmax_instances = 0\n").unwrap_err().to_string();
+        let e = with_file("[wasm]\nmax_instances = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("wasm.max_instances"), "{e}");
-        let e = Config::load(Overrides { listen: Some("nope".into()), ..Default::default() }).unwrap_err().to_string();
+        let e = Config::load(Overrides {
+            listen: Some("nope".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("listen"), "{e}");
-        let e = Config::load(Overrides { admin_token: Some("short".into()), ..Default::default() }).unwrap_err().to_string();
+        let e = Config::load(Overrides {
+            admin_token: Some("short".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("ARCUS_ADMIN_TOKEN"), "{e}");
     }
 }

@@ -4,8 +4,8 @@
 use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
 use arcus_engine::{Engine, EngineConfig};
-use arcus_runtime_process::{ProcessConfig, ProcessRuntime};
 use arcus_gateway::{AppState, Auth};
+use arcus_runtime_process::{ProcessConfig, ProcessRuntime};
 use arcus_runtime_wasm::{WasmConfig, WasmRuntime};
 use arcus_store::{LocalBlobStore, SqliteStore};
 use std::path::{Path, PathBuf};
@@ -46,8 +46,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         admin_token: std::env::var("ARCUS_ADMIN_TOKEN").ok(),
     })?;
     let data = &config.data_dir;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create data dir {}", data.display()))?;
-    let store = Arc::new(SqliteStore::open(&data.join("arcus.db")).await.context("cannot open the store")?);
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data dir {}", data.display()))?;
+    let store = Arc::new(
+        SqliteStore::open(&data.join("arcus.db"))
+            .await
+            .context("cannot open the store")?,
+    );
     let blobs = Arc::new(LocalBlobStore::new(data.join("blobs")));
     let auth = admin_auth(&*store, &config, data).await?;
 
@@ -64,9 +69,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         blobs,
         wasm,
         process,
-        EngineConfig { max_loaded_components: config.max_loaded_components, protected_addrs: vec![addr] },
+        EngineConfig {
+            max_loaded_components: config.max_loaded_components,
+            protected_addrs: vec![addr],
+        },
     );
-    let app = arcus_gateway::router(AppState { engine: engine.clone(), auth });
+    let app = arcus_gateway::router(AppState {
+        engine: engine.clone(),
+        auth,
+    });
     eprintln!("arcus listening on http://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -78,7 +89,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .await
     });
     shutdown_signal().await;
-    eprintln!("arcus: shutting down; waiting up to {:?} for in-flight requests", config.shutdown_grace);
+    eprintln!(
+        "arcus: shutting down; waiting up to {:?} for in-flight requests",
+        config.shutdown_grace
+    );
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_grace, server).await {
         Ok(joined) => joined?.context("server failed")?,
@@ -121,7 +135,10 @@ fn process_runtime(config: &Config, data: &Path) -> Option<ProcessRuntime> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -136,7 +153,11 @@ async fn shutdown_signal() {
 
 /// Resolves the admin token: `ARCUS_ADMIN_TOKEN` if set; else the stored hash; else a new
 /// token, printed once, stored hashed, and written to `<data-dir>/admin-token` (0600).
-async fn admin_auth(store: &dyn arcus_core::store::Store, config: &Config, data: &Path) -> Result<Auth> {
+async fn admin_auth(
+    store: &dyn arcus_core::store::Store,
+    config: &Config,
+    data: &Path,
+) -> Result<Auth> {
     let hash = match &config.admin_token {
         Some(token) => Auth::hash(token),
         None => match store.get_setting(ADMIN_TOKEN_SETTING).await? {
@@ -146,7 +167,10 @@ async fn admin_auth(store: &dyn arcus_core::store::Store, config: &Config, data:
                 let hash = Auth::hash(&token);
                 write_token_file(&data.join("admin-token"), &token)?;
                 store.put_setting(ADMIN_TOKEN_SETTING, &hash).await?;
-                eprintln!("arcus: generated admin token (shown once; also in {}/admin-token):\n{token}", data.display());
+                eprintln!(
+                    "arcus: generated admin token (shown once; also in {}/admin-token):\n{token}",
+                    data.display()
+                );
                 hash
             }
         },

@@ -22,7 +22,11 @@ fn py(name: &str, handler: &str) -> CreateFunction {
     }
 }
 
-async fn invoke(node: &Node, target: &str, event: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+async fn invoke(
+    node: &Node,
+    target: &str,
+    event: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let (app, f) = target.split_once('/').unwrap();
     let url = format!("{}/api/v1/apps/{app}/functions/{f}/invoke", node.url());
     let resp = http()
@@ -63,13 +67,25 @@ async fn wait_logs(node: &Node, target: &str, invocation: &str) -> Vec<String> {
         let lines = logs_of(node, target, invocation).await;
         lines
             .iter()
-            .any(|l| l["message"].as_str().is_some_and(|m| m.starts_with("REPORT")))
+            .any(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("REPORT"))
+            })
             .then_some(lines)
     })
     .await;
+    // The API lists newest first.
     lines
         .iter()
-        .map(|l| format!("{}: {}", l["stream"].as_str().unwrap(), l["message"].as_str().unwrap()))
+        .rev()
+        .map(|l| {
+            format!(
+                "{}: {}",
+                l["stream"].as_str().unwrap(),
+                l["message"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -91,10 +107,13 @@ async fn python_handlers_follow_the_lambda_contract() {
     assert_eq!(first["function_version"], "1");
     assert_eq!(first["memory_limit_in_mb"], "256");
     assert_eq!(first["greeting"], "hi");
-    assert_eq!(first["invoked_function_arn"], "arn:aws:lambda:arcus-local:py:function:echo:1");
+    assert_eq!(
+        first["invoked_function_arn"],
+        "arn:aws:lambda:arcus-local:py:function:echo:1"
+    );
     let remaining = first["remaining_ms"].as_i64().unwrap();
     assert!(remaining > 20_000 && remaining <= 30_000, "{remaining}");
-    let id = headers["x-arcus-invocation-id"].to_str().unwrap().to_string();
+    let id = headers["x-arcus-request-id"].to_str().unwrap().to_string();
     assert_eq!(first["request_id"], id.as_str());
 
     // The same process serves the next call: module state survives.
@@ -105,12 +124,23 @@ async fn python_handlers_follow_the_lambda_contract() {
     let text = lines.join("\n");
     assert!(text.contains("stdout: hello from python 1"), "{text}");
     assert!(text.contains("stderr: a line on stderr"), "{text}");
-    assert!(lines[0].starts_with("platform: START RequestId: "), "{text}");
+    assert!(
+        lines[0].starts_with("platform: START RequestId: "),
+        "{text}"
+    );
     let report = lines.iter().find(|l| l.contains("REPORT")).unwrap();
-    for field in ["Duration:", "Billed Duration:", "Memory Size: 256 MB", "Init Duration:"] {
+    for field in [
+        "Duration:",
+        "Billed Duration:",
+        "Memory Size: 256 MB",
+        "Init Duration:",
+    ] {
         assert!(report.contains(field), "{report}");
     }
-    assert!(text.contains(&format!("platform: END RequestId: {id}")), "{text}");
+    assert!(
+        text.contains(&format!("platform: END RequestId: {id}")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +148,8 @@ async fn http_events_and_responses_map_like_api_gateway() {
     let node = Node::start(bin());
     node.create_app("web").await;
     let code = fixtures::handler_zip("python");
-    node.deploy_code("web", py("api", "http"), code.clone()).await;
+    node.deploy_code("web", py("api", "http"), code.clone())
+        .await;
     node.deploy_code("web", py("text", "text"), code).await;
 
     let resp = http()
@@ -138,7 +169,11 @@ async fn http_events_and_responses_map_like_api_gateway() {
         json!({"path": "/items/7", "query": {"a": "1,2"}, "body": "payload", "method": "POST", "cookies": ["c=3"]})
     );
 
-    let resp = http().get(node.fn_url("web/text", "")).send().await.unwrap();
+    let resp = http()
+        .get(node.fn_url("web/text", ""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "plain text");
 }
@@ -148,25 +183,41 @@ async fn errors_timeouts_crashes_and_memory() {
     let node = Node::start(bin());
     node.create_app("bad").await;
     let code = fixtures::handler_zip("python");
-    node.deploy_code("bad", py("fail", "fail"), code.clone()).await;
+    node.deploy_code("bad", py("fail", "fail"), code.clone())
+        .await;
     let mut slow = py("slow", "sleep");
     slow.timeout_ms = Some(1000);
     node.deploy_code("bad", slow, code.clone()).await;
-    node.deploy_code("bad", py("crash", "crash"), code.clone()).await;
+    node.deploy_code("bad", py("crash", "crash"), code.clone())
+        .await;
     let mut hog = py("hog", "hog");
     hog.memory_mb = Some(64);
     node.deploy_code("bad", hog, code.clone()).await;
 
-    let resp = http().get(node.fn_url("bad/fail", "")).send().await.unwrap();
+    let resp = http()
+        .get(node.fn_url("bad/fail", ""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 502);
     assert_eq!(resp.headers()["x-arcus-function-error"], "ValueError");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "function_error");
-    assert!(body["error"]["message"].as_str().unwrap().contains("bad input"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad input"),
+        "{body}"
+    );
 
     let (status, headers, body) = invoke(&node, "bad/slow", json!({"s": 30})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (504, Some("function_timeout")), "{body}");
-    let id = headers["x-arcus-invocation-id"].to_str().unwrap().to_string();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (504, Some("function_timeout")),
+        "{body}"
+    );
+    let id = headers["x-arcus-request-id"].to_str().unwrap().to_string();
     let text = wait_logs(&node, "bad/slow", &id).await.join("\n");
     assert!(text.contains("Task timed out after 1.00 seconds"), "{text}");
     // The killed instance is replaced: the next call works.
@@ -174,9 +225,17 @@ async fn errors_timeouts_crashes_and_memory() {
     assert_eq!((status, body), (200, json!("slept")));
 
     let (status, _, body) = invoke(&node, "bad/crash", json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("function_error")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("function_error")),
+        "{body}"
+    );
     let (status, _, body) = invoke(&node, "bad/hog", json!({"mb": 200})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("out_of_memory")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("out_of_memory")),
+        "{body}"
+    );
     let (status, _, body) = invoke(&node, "bad/hog", json!({"mb": 8})).await;
     assert_eq!((status, body), (200, json!(8 * 1024 * 1024)));
 }
@@ -192,20 +251,27 @@ async fn node_and_custom_runtimes() {
         handler: Some(format!("index.{handler}")),
         ..Default::default()
     };
-    node.deploy_code("rt", nodejs("async", "handler"), js.clone()).await;
-    node.deploy_code("rt", nodejs("cb", "callback"), js.clone()).await;
-    node.deploy_code("rt", nodejs("web", "http"), js.clone()).await;
+    node.deploy_code("rt", nodejs("async", "handler"), js.clone())
+        .await;
+    node.deploy_code("rt", nodejs("cb", "callback"), js.clone())
+        .await;
+    node.deploy_code("rt", nodejs("web", "http"), js.clone())
+        .await;
     node.deploy_code("rt", nodejs("fail", "fail"), js).await;
     let custom = CreateFunction {
         name: "custom".into(),
         runtime: Some(Runtime::Custom),
         ..Default::default()
     };
-    node.deploy_code("rt", custom, fixtures::handler_zip("custom")).await;
+    node.deploy_code("rt", custom, fixtures::handler_zip("custom"))
+        .await;
 
     let (status, _, body) = invoke(&node, "rt/async", json!({"k": "v"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["event"]["k"].as_str(), body["count"].as_i64()), (Some("v"), Some(1)));
+    assert_eq!(
+        (body["event"]["k"].as_str(), body["count"].as_i64()),
+        (Some("v"), Some(1))
+    );
     assert_eq!(body["functionName"], "async");
     let (_, _, body) = invoke(&node, "rt/async", json!({})).await;
     assert_eq!(body["count"], 2);
@@ -214,9 +280,16 @@ async fn node_and_custom_runtimes() {
     let resp = http().put(node.fn_url("rt/web", "p")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "node saw PUT /p");
     let (status, headers, _) = invoke(&node, "rt/fail", json!({})).await;
-    assert_eq!((status, headers["x-arcus-function-error"].to_str().unwrap()), (502, "TypeError"));
+    assert_eq!(
+        (status, headers["x-arcus-function-error"].to_str().unwrap()),
+        (502, "TypeError")
+    );
     let (status, _, body) = invoke(&node, "rt/custom", json!({"c": 1})).await;
-    assert_eq!((status, body["custom"].as_bool()), (200, Some(true)), "{body}");
+    assert_eq!(
+        (status, body["custom"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
     assert_eq!(body["event"], json!({"c": 1}));
 }
 
@@ -224,8 +297,12 @@ async fn node_and_custom_runtimes() {
 async fn the_sandbox_holds_from_inside_a_function() {
     let node = Node::start(bin());
     node.create_app("jail").await;
-    node.deploy_code("jail", py("probe", "probe"), fixtures::handler_zip("python"))
-        .await;
+    node.deploy_code(
+        "jail",
+        py("probe", "probe"),
+        fixtures::handler_zip("python"),
+    )
+    .await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host_port = listener.local_addr().unwrap().port();
     let data_dir = node.data_dir().to_path_buf();
@@ -258,7 +335,10 @@ async fn bad_zips_are_refused_at_upload() {
     let node = Node::start(bin());
     node.create_app("z").await;
     let client = node.client();
-    client.create_function("z", &py("f", "handler")).await.unwrap();
+    client
+        .create_function("z", &py("f", "handler"))
+        .await
+        .unwrap();
     let custom = CreateFunction {
         name: "c".into(),
         runtime: Some(Runtime::Custom),
@@ -277,15 +357,27 @@ async fn bad_zips_are_refused_at_upload() {
             let resp = req.send().await.unwrap();
             let status = resp.status().as_u16();
             let body: Value = resp.json().await.unwrap();
-            (status, body["error"]["code"].as_str().unwrap_or("").to_string())
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or("").to_string(),
+            )
         }
     };
-    assert_eq!(put("f", b"not a zip".to_vec()).await, (400, "invalid_code".into()));
+    assert_eq!(
+        put("f", b"not a zip".to_vec()).await,
+        (400, "invalid_code".into())
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("other.py"), "x = 1\n").unwrap();
-    assert_eq!(put("f", fixtures::zip_dir(dir.path())).await, (400, "invalid_code".into()));
+    assert_eq!(
+        put("f", fixtures::zip_dir(dir.path())).await,
+        (400, "invalid_code".into())
+    );
     std::fs::write(dir.path().join("bootstrap"), "#!/bin/sh\n").unwrap();
-    assert_eq!(put("c", fixtures::zip_dir(dir.path())).await, (400, "invalid_code".into()));
+    assert_eq!(
+        put("c", fixtures::zip_dir(dir.path())).await,
+        (400, "invalid_code".into())
+    );
     let wrong_type = http()
         .put(format!("{}/api/v1/apps/z/functions/f/code", node.url()))
         .bearer_auth(node.token())
@@ -324,7 +416,10 @@ async fn awslambdaric_works_unmodified() {
     assert_eq!(body["event"], json!({"a": [1, 2]}));
     assert_eq!(body["function_name"], "ok");
     assert_eq!(body["arn"], "arn:aws:lambda:arcus-local:ric:function:ok:1");
-    assert_eq!(body["request_id"], headers["x-arcus-invocation-id"].to_str().unwrap());
+    assert_eq!(
+        body["request_id"],
+        headers["x-arcus-request-id"].to_str().unwrap()
+    );
     let (status, headers, body) = invoke(&node, "ric/fail", json!({})).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(headers["x-arcus-function-error"], "KeyError", "{body}");

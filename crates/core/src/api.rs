@@ -272,7 +272,8 @@ fn validate_handler(c: &ExecConfig) -> Result<()> {
     let ident = |s: &str| {
         !s.is_empty()
             && !s.as_bytes()[0].is_ascii_digit()
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$')
     };
     let valid = h.len() <= MAX_HANDLER_BYTES
         && match h.rsplit_once('.') {

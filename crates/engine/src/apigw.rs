@@ -54,12 +54,11 @@ pub fn request_event(parts: &http::request::Parts, body: &[u8], ctx: &EventConte
     let raw_query = parts.uri.query().unwrap_or("");
     let path = parts.uri.path();
     let method = parts.method.as_str();
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(
-        i128::from(ctx.time_epoch_ms) * 1_000_000,
-    )
-    .ok()
-    .and_then(|t| t.format(CLF_TIME).ok())
-    .unwrap_or_default();
+    let time =
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ctx.time_epoch_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(CLF_TIME).ok())
+            .unwrap_or_default();
     let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
     let domain = headers.get("host").cloned().unwrap_or_default();
     let mut event = json!({
@@ -158,11 +157,9 @@ pub struct MalformedResponse(String);
 /// Maps a handler's result to an HTTP response: a JSON object with `statusCode` is a
 /// structured response; any other JSON is a 200 `application/json` body (a JSON string
 /// is sent as its text).
-pub fn result_response(
-    payload: &[u8],
-) -> Result<http::Response<Bytes>, MalformedResponse> {
-    let value: Value = serde_json::from_slice(payload)
-        .map_err(|e| MalformedResponse(format!("not JSON: {e}")))?;
+pub fn result_response(payload: &[u8]) -> Result<http::Response<Bytes>, MalformedResponse> {
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| MalformedResponse(format!("not JSON: {e}")))?;
     let structured = value
         .as_object()
         .filter(|o| o.contains_key("statusCode"))
@@ -181,7 +178,9 @@ pub fn result_response(
     structured_response(&obj)
 }
 
-fn structured_response(obj: &Map<String, Value>) -> Result<http::Response<Bytes>, MalformedResponse> {
+fn structured_response(
+    obj: &Map<String, Value>,
+) -> Result<http::Response<Bytes>, MalformedResponse> {
     let status = match &obj["statusCode"] {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
@@ -292,7 +291,10 @@ mod tests {
     #[test]
     fn results_map_like_api_gateway() {
         let r = result_response(br#""plain text""#).unwrap();
-        assert_eq!((r.status().as_u16(), r.body().as_ref()), (200, &b"plain text"[..]));
+        assert_eq!(
+            (r.status().as_u16(), r.body().as_ref()),
+            (200, &b"plain text"[..])
+        );
         let r = result_response(br#"{"a":1}"#).unwrap();
         assert_eq!(r.body().as_ref(), br#"{"a":1}"#);
         assert_eq!(r.headers()["content-type"], "application/json");
@@ -315,7 +317,9 @@ mod tests {
     fn malformed_results_are_errors() {
         assert!(result_response(b"not json").is_err());
         assert!(result_response(br#"{"statusCode":99}"#).is_err());
-        assert!(result_response(br#"{"statusCode":200,"body":"%%","isBase64Encoded":true}"#).is_err());
+        assert!(
+            result_response(br#"{"statusCode":200,"body":"%%","isBase64Encoded":true}"#).is_err()
+        );
         assert!(result_response(br#"{"statusCode":200,"headers":{"bad name":"x"}}"#).is_err());
     }
 }

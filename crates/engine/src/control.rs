@@ -96,7 +96,10 @@ impl Engine {
         match crate::process::kind(f.config.runtime) {
             None => {
                 if code.len() > limits::MAX_WASM_CODE_BYTES {
-                    return Err(Error::new(ErrorCode::PayloadTooLarge, "code is over 100 MiB"));
+                    return Err(Error::new(
+                        ErrorCode::PayloadTooLarge,
+                        "code is over 100 MiB",
+                    ));
                 }
                 self.inner
                     .wasm
@@ -106,7 +109,10 @@ impl Engine {
             }
             Some(kind) => {
                 if code.len() > limits::MAX_ZIP_CODE_BYTES {
-                    return Err(Error::new(ErrorCode::PayloadTooLarge, "the zip is over 50 MiB"));
+                    return Err(Error::new(
+                        ErrorCode::PayloadTooLarge,
+                        "the zip is over 50 MiB",
+                    ));
                 }
                 let rt = self.process_runtime()?;
                 rt.prepare(kind, &sha, code.clone())

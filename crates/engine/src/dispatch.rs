@@ -10,7 +10,9 @@ use arcus_core::model::{ExecConfig, Timestamp};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, TriggerKind};
 use arcus_core::{Error, ErrorCode, Result};
-use arcus_runtime_wasm::{Completion, EgressPolicy, InvokeSpec, LoadSource, LoadedComponent, Outcome};
+use arcus_runtime_wasm::{
+    Completion, EgressPolicy, InvokeSpec, LoadSource, LoadedComponent, Outcome,
+};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::collections::HashMap;
@@ -160,7 +162,8 @@ impl Engine {
                 Ok(Invoked {
                     invocation_id,
                     version: resolved.version,
-                    response: response.map(|b| b.map_err(|e| Box::new(e) as BodyError).boxed_unsync()),
+                    response: response
+                        .map(|b| b.map_err(|e| Box::new(e) as BodyError).boxed_unsync()),
                     function_error: None,
                 })
             }

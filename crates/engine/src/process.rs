@@ -41,9 +41,10 @@ pub(crate) fn prepare_error(e: PrepareError) -> Error {
     match e {
         PrepareError::InvalidCode(m) => Error::new(ErrorCode::InvalidCode, m),
         PrepareError::TooLarge(m) => Error::new(ErrorCode::PayloadTooLarge, m),
-        PrepareError::BuildFailed { message, log } => {
-            Error::new(ErrorCode::BuildFailed, format!("{message}\n--- build log ---\n{log}"))
-        }
+        PrepareError::BuildFailed { message, log } => Error::new(
+            ErrorCode::BuildFailed,
+            format!("{message}\n--- build log ---\n{log}"),
+        ),
         PrepareError::Internal(m) => Error::internal(m),
     }
 }
@@ -60,16 +61,31 @@ impl Engine {
 
     /// Makes sure the code is unpacked and built on this node (after a restart or on a
     /// node that did not receive the upload), fetching it from the blob store.
-    async fn ensure_prepared(&self, rt: &ProcessRuntime, kind: ProcessKind, sha: &str) -> Result<()> {
+    async fn ensure_prepared(
+        &self,
+        rt: &ProcessRuntime,
+        kind: ProcessKind,
+        sha: &str,
+    ) -> Result<()> {
         if rt.is_prepared(sha) {
             return Ok(());
         }
         let zip = self.inner.blobs.get(sha).await?;
-        rt.prepare(kind, sha, zip).await.map(drop).map_err(prepare_error)
+        rt.prepare(kind, sha, zip)
+            .await
+            .map(drop)
+            .map_err(prepare_error)
     }
 
-    pub(crate) fn process_spec(&self, target: &Target, r: &Resolved, kind: ProcessKind) -> ProcessSpec {
-        let version = r.version.map_or_else(|| "$LATEST".to_string(), |v| v.to_string());
+    pub(crate) fn process_spec(
+        &self,
+        target: &Target,
+        r: &Resolved,
+        kind: ProcessKind,
+    ) -> ProcessSpec {
+        let version = r
+            .version
+            .map_or_else(|| "$LATEST".to_string(), |v| v.to_string());
         ProcessSpec {
             kind,
             code_sha256: r.sha256.clone(),
@@ -168,21 +184,33 @@ fn outcome_response(
             Ok(invoked(resp.map(full_body), None))
         }
         ProcessOutcome::Ok(payload) => Ok(invoked(json_response(200, payload.clone()), None)),
-        ProcessOutcome::FunctionError { error_type, payload } => Ok(invoked(
+        ProcessOutcome::FunctionError {
+            error_type,
+            payload,
+        } => Ok(invoked(
             json_response(502, payload.clone()),
             Some(error_type.clone()),
         )),
-        ProcessOutcome::InitError { error_type, message } => Err(Error::new(
+        ProcessOutcome::InitError {
+            error_type,
+            message,
+        } => Err(Error::new(
             ErrorCode::InitError,
             format!("{error_type}: {message}"),
         )),
         ProcessOutcome::Timeout => Err(Error::new(
             ErrorCode::FunctionTimeout,
-            format!("Task timed out after {:.2} seconds", spec.timeout.as_secs_f64()),
+            format!(
+                "Task timed out after {:.2} seconds",
+                spec.timeout.as_secs_f64()
+            ),
         )),
         ProcessOutcome::OutOfMemory => Err(Error::new(
             ErrorCode::OutOfMemory,
-            format!("the function used more than its {} MiB of memory", spec.memory_mb),
+            format!(
+                "the function used more than its {} MiB of memory",
+                spec.memory_mb
+            ),
         )),
         ProcessOutcome::Crashed(m) => Err(Error::new(
             ErrorCode::FunctionError,

@@ -76,7 +76,9 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         let mut rendered = (status, axum::Json(body)).into_response();
         // Headers a handler set on the error (e.g. `x-arcus-function-error`) are kept.
         for (name, value) in resp.headers() {
-            if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            if name != axum::http::header::CONTENT_TYPE
+                && name != axum::http::header::CONTENT_LENGTH
+            {
                 rendered.headers_mut().insert(name.clone(), value.clone());
             }
         }

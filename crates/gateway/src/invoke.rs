@@ -26,7 +26,11 @@ pub(crate) async fn function_response(inv: Invoked) -> Response {
             .unwrap_or_default();
         let message = serde_json::from_slice::<serde_json::Value>(&doc)
             .ok()
-            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(String::from))
+            .and_then(|v| {
+                v.get("errorMessage")
+                    .and_then(|m| m.as_str())
+                    .map(String::from)
+            })
             .unwrap_or_default();
         let mut resp = ApiError::new(ErrorCode::FunctionError, format!("{error_type}: {message}"))
             .into_response();

@@ -22,8 +22,8 @@ mod sandbox;
 
 pub use sandbox::{CgroupVersion, SandboxSupport};
 
-use arcus_core::record::LogStream;
 use arcus_core::model::Timestamp;
+use arcus_core::record::LogStream;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -46,8 +46,9 @@ pub(crate) struct Pools {
 
 impl Pools {
     pub fn new(config: ProcessConfig) -> Result<Self, PrepareError> {
-        let support = SandboxSupport::detect_as(&config.bwrap, config.sandbox_uid, config.sandbox_gid)
-            .map_err(PrepareError::Internal)?;
+        let support =
+            SandboxSupport::detect_as(&config.bwrap, config.sandbox_uid, config.sandbox_gid)
+                .map_err(PrepareError::Internal)?;
         for dir in ["code", "layers"] {
             std::fs::create_dir_all(config.work_dir.join(dir))
                 .map_err(|e| PrepareError::Internal(format!("create work dir: {e}")))?;
@@ -154,7 +155,7 @@ impl Pools {
         tokio::task::spawn_blocking(move || package::unpack(&zip, &unpack_dir, &limits))
             .await
             .map_err(|e| PrepareError::Internal(e.to_string()))??;
-        let built = deps::build(&self.config, &self.support, kind, &dir).await;
+        let built = deps::build(&self.config, &self.support, deps_kind(kind, &dir), &dir).await;
         let (layer, log) = match built {
             Ok(b) => b,
             Err(e) => {
@@ -356,6 +357,17 @@ impl Pools {
         for mut i in all {
             i.instance.stop().await;
         }
+    }
+}
+
+/// Whose dependency manifest a zip has: its runtime's, or for a custom runtime (which
+/// may well be a Python or Node program, e.g. a Lambda runtime client) whichever of
+/// `requirements.txt` / `package.json` it holds.
+fn deps_kind(kind: ProcessKind, dir: &Path) -> ProcessKind {
+    match kind {
+        ProcessKind::Custom if dir.join("requirements.txt").is_file() => ProcessKind::Python3,
+        ProcessKind::Custom if dir.join("package.json").is_file() => ProcessKind::Node,
+        other => other,
     }
 }
 

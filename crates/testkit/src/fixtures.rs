@@ -3,13 +3,19 @@
 use std::path::PathBuf;
 
 /// The names of every fixture component.
-pub const ALL: [&str; 10] =
-    ["hello", "echo", "env", "sleep", "trap", "memhog", "logger", "outbound", "js-hello", "py-hello"];
+pub const ALL: [&str; 10] = [
+    "hello", "echo", "env", "sleep", "trap", "memhog", "logger", "outbound", "js-hello", "py-hello",
+];
 
 /// Path of a built fixture; panics with instructions if it was not built.
 pub fn path(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/out").join(format!("{name}.wasm"));
-    assert!(p.exists(), "fixture {name} is not built: run tests/fixtures/build.sh (scripts/test.sh does)");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/out")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.exists(),
+        "fixture {name} is not built: run tests/fixtures/build.sh (scripts/test.sh does)"
+    );
     p
 }
 
@@ -33,7 +39,10 @@ pub fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {

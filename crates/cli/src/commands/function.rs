@@ -5,8 +5,8 @@ use crate::opts::ClientOpts;
 use crate::output::{Table, or_dash, outln, print_json, print_json_list, short_sha, time};
 use crate::target::{FnRef, parse_app, parse_env};
 use arcus_core::api::{CreateFunction, UpdateFunction};
-use arcus_core::model::{Network, Runtime};
 use arcus_core::model::Function;
+use arcus_core::model::{Network, Runtime};
 use std::collections::BTreeMap;
 
 /// Execution-config flags of `fn create` and `deploy`.
