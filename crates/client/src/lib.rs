@@ -453,6 +453,16 @@ pub(crate) fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Op
         .map(str::to_string)
 }
 
+/// The content type of uploaded code, from its first bytes: a zip (python3, node and
+/// custom functions) or a wasm component.
+pub fn code_content_type(code: &[u8]) -> &'static str {
+    if code.starts_with(b"PK\x03\x04") || code.starts_with(b"PK\x05\x06") {
+        "application/zip"
+    } else {
+        "application/wasm"
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -504,15 +514,5 @@ mod tests {
             ClientError::UnexpectedStatus { status: 502, .. }
         ));
         assert_eq!(err.request_id(), Some("hdr"));
-    }
-}
-
-/// The content type of uploaded code, from its first bytes: a zip (python3, node and
-/// custom functions) or a wasm component.
-pub fn code_content_type(code: &[u8]) -> &'static str {
-    if code.starts_with(b"PK\x03\x04") || code.starts_with(b"PK\x05\x06") {
-        "application/zip"
-    } else {
-        "application/wasm"
     }
 }

@@ -31,6 +31,8 @@ pub struct Target {
 }
 
 /// What an invocation is given.
+// Moved once per invocation and never stored, so the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// An HTTP request whose `/fn/...` prefix is stripped: a wasm component gets it as is,

@@ -266,6 +266,7 @@ impl Cgroup {
     }
 
     /// The cgroup's directories (v1: memory, pids, cpu; v2: one).
+    #[cfg(test)]
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs
     }
