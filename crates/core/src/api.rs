@@ -261,7 +261,13 @@ fn validate_handler(c: &ExecConfig) -> Result<()> {
     let kind = match c.runtime {
         Runtime::Python3 => "module.function",
         Runtime::Node => "file.export",
-        Runtime::Wasm | Runtime::Custom => return Ok(()),
+        Runtime::Custom => return Ok(()),
+        Runtime::Wasm if c.handler.is_some() => {
+            return Err(Error::invalid(
+                "a wasm function has no handler (its component's wasi:http handler runs)",
+            ));
+        }
+        Runtime::Wasm => return Ok(()),
     };
     let Some(h) = c.handler.as_deref() else {
         return Err(Error::invalid(format!(
@@ -429,6 +435,43 @@ mod tests {
         ] {
             assert!(bad.clone().into_parts().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn handlers_are_checked_per_runtime() {
+        let f = |runtime, handler: Option<&str>, memory_mb| {
+            CreateFunction {
+                name: "f".into(),
+                runtime: Some(runtime),
+                handler: handler.map(String::from),
+                memory_mb,
+                ..Default::default()
+            }
+            .into_parts()
+        };
+        assert!(f(Runtime::Python3, Some("app.handler"), None).is_ok());
+        assert!(f(Runtime::Python3, Some("pkg.mod.fn"), None).is_ok());
+        assert!(f(Runtime::Node, Some("src/app.handler"), None).is_ok());
+        assert!(f(Runtime::Custom, None, None).is_ok());
+        assert!(f(Runtime::Custom, Some("anything.at-all"), None).is_ok());
+        for bad in [
+            None,
+            Some("app"),
+            Some("app."),
+            Some(".fn"),
+            Some("1app.fn"),
+            Some("a-b.fn"),
+        ] {
+            assert!(f(Runtime::Python3, bad, None).is_err(), "{bad:?}");
+        }
+        for bad in [Some("../x.fn"), Some("/abs.fn"), Some("a//b.fn"), None] {
+            assert!(f(Runtime::Node, bad, None).is_err(), "{bad:?}");
+        }
+        assert!(f(Runtime::Wasm, Some("main"), None).is_err());
+        // Process memory range is 64–10240 MiB.
+        assert!(f(Runtime::Python3, Some("a.b"), Some(32)).is_err());
+        assert!(f(Runtime::Python3, Some("a.b"), Some(10_240)).is_ok());
+        assert!(f(Runtime::Python3, Some("a.b"), Some(10_241)).is_err());
     }
 
     #[test]
