@@ -53,6 +53,7 @@ impl Pools {
             std::fs::create_dir_all(config.work_dir.join(dir))
                 .map_err(|e| PrepareError::Internal(format!("create work dir: {e}")))?;
         }
+        check_traversable(&config.work_dir, config.sandbox_uid)?;
         let runtime_dir = bootstrap::materialize(&config.work_dir)
             .map_err(|e| PrepareError::Internal(format!("write the runtime bootstraps: {e}")))?;
         Ok(Self {
@@ -358,6 +359,25 @@ impl Pools {
             i.instance.stop().await;
         }
     }
+}
+
+/// bubblewrap binds code as the sandbox user, so every directory above the work dir must
+/// let that user through (`o+x`, or owned by it). Fails with the directory to fix.
+fn check_traversable(work_dir: &Path, uid: u32) -> Result<(), PrepareError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::fs::canonicalize(work_dir)
+        .map_err(|e| PrepareError::Internal(format!("work dir {}: {e}", work_dir.display())))?;
+    for d in dir.ancestors() {
+        let meta = std::fs::metadata(d)
+            .map_err(|e| PrepareError::Internal(format!("{}: {e}", d.display())))?;
+        if meta.mode() & 0o001 == 0 && meta.uid() != uid {
+            return Err(PrepareError::Internal(format!(
+                "the sandbox user (uid {uid}) cannot enter {}: allow it (chmod o+x) or put the data dir elsewhere",
+                d.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Whose dependency manifest a zip has: its runtime's, or for a custom runtime (which
