@@ -424,3 +424,104 @@ async fn awslambdaric_works_unmodified() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(headers["x-arcus-function-error"], "KeyError", "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_failures_are_init_errors_and_do_not_affect_others() {
+    let node = Node::start(bin());
+    node.create_app("init").await;
+    let code = fixtures::handler_zip("python");
+    node.deploy_code("init", py("nofn", "does_not_exist"), code.clone())
+        .await;
+    node.deploy_code("init", py("fine", "text"), code).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.py"), "def handler(:\n").unwrap();
+    let mut broken = py("syntax", "handler");
+    broken.handler = Some("broken.handler".into());
+    node.deploy_code("init", broken, fixtures::zip_dir(dir.path()))
+        .await;
+    let quits = tempfile::tempdir().unwrap();
+    let bootstrap = quits.path().join("bootstrap");
+    std::fs::write(&bootstrap, "#!/bin/sh\necho giving up >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(
+        &bootstrap,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let custom = CreateFunction {
+        name: "quits".into(),
+        runtime: Some(Runtime::Custom),
+        ..Default::default()
+    };
+    node.deploy_code("init", custom, fixtures::zip_dir(quits.path()))
+        .await;
+
+    for (target, kind) in [
+        ("init/nofn", "Runtime.HandlerNotFound"),
+        ("init/syntax", "Runtime.UserCodeSyntaxError"),
+        ("init/quits", "Runtime.ExitError"),
+    ] {
+        let (status, headers, body) = invoke(&node, target, json!({})).await;
+        assert_eq!(status, 502, "{target}: {body}");
+        assert_eq!(body["error"]["code"], "init_error", "{target}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(kind), "{target}: {message}");
+        let id = headers["x-arcus-request-id"].to_str().unwrap().to_string();
+        let logs = poll(
+            "the init error's log lines",
+            Duration::from_secs(10),
+            || async {
+                let lines = logs_of(&node, target, &id).await;
+                (!lines.is_empty()).then_some(lines)
+            },
+        )
+        .await;
+        let text = format!("{logs:?}");
+        assert!(text.contains("INIT_REPORT"), "{target}: {text}");
+        if target == "init/quits" {
+            assert!(text.contains("giving up"), "{text}");
+        }
+    }
+    let (status, _, body) = invoke(&node, "init/fine", json!({})).await;
+    assert_eq!((status, body), (200, json!("plain text")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draft_and_restart() {
+    let node = Node::start(bin());
+    node.create_app("keep").await;
+    node.deploy_code(
+        "keep",
+        py("echo", "handler"),
+        fixtures::handler_zip("python"),
+    )
+    .await;
+    let draft = http()
+        .post(node.fn_url("keep/echo@draft", ""))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(draft.status(), 200);
+    let body: Value = draft.json().await.unwrap();
+    assert_eq!(body["function_version"], "$LATEST");
+
+    let node = node.restart();
+    let (status, _, body) = invoke(&node, "keep/echo", json!({"after": "restart"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["event"]["after"].as_str(), body["count"].as_i64()),
+        (Some("restart"), Some(1))
+    );
+
+    // Unpacked code lost (e.g. a new node on the same store): rebuilt from the blob.
+    let mut node = node;
+    node.sigterm();
+    assert!(
+        node.wait_exit(Duration::from_secs(45))
+            .is_some_and(|s| s.success())
+    );
+    std::fs::remove_dir_all(node.data_dir().join("process/code")).unwrap();
+    let node = node.restart();
+    let (status, _, body) = invoke(&node, "keep/echo", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+}
