@@ -525,3 +525,51 @@ async fn draft_and_restart() {
     let (status, _, body) = invoke(&node, "keep/echo", json!({})).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_queue_for_max_instances_and_throttle_past_the_timeout() {
+    let node = Node::start(bin());
+    node.create_app("burst").await;
+    let code = fixtures::handler_zip("python");
+    let mut spec = py("echo", "handler");
+    spec.scaling = Some(arcus_core::scaling::Scaling {
+        max_instances: 8,
+        ..Default::default()
+    });
+    node.deploy_code("burst", spec, code.clone()).await;
+    let calls = (0..50).map(|n| {
+        let node = &node;
+        async move { invoke(node, "burst/echo", json!({"n": n})).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    for (n, (status, _, body)) in results.iter().enumerate() {
+        assert_eq!(*status, 200, "request {n}: {body}");
+        assert_eq!(body["event"]["n"], n);
+    }
+    let instances: Vec<_> = results.iter().filter(|(_, _, b)| b["count"] == 1).collect();
+    assert!(
+        !instances.is_empty() && instances.len() <= 8,
+        "{} instances started for max_instances 8",
+        instances.len()
+    );
+
+    let mut one = py("slow", "sleep");
+    one.scaling = Some(arcus_core::scaling::Scaling {
+        max_instances: 1,
+        queue_timeout_ms: 300,
+        ..Default::default()
+    });
+    node.deploy_code("burst", one, code).await;
+    let (a, b) = tokio::join!(invoke(&node, "burst/slow", json!({"s": 2})), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        invoke(&node, "burst/slow", json!({"s": 0})).await
+    });
+    assert_eq!(a.0, 200, "{}", a.2);
+    assert_eq!(
+        (b.0, b.2["error"]["code"].as_str()),
+        (429, Some("throttled")),
+        "{}",
+        b.2
+    );
+    assert!(b.1.contains_key("retry-after"));
+}

@@ -4,6 +4,7 @@ use crate::limits::*;
 use crate::model::{
     AliasTarget, App, Canary, ExecConfig, FunctionErrorCode, FunctionMeta, Network, Runtime,
 };
+use crate::scaling::Scaling;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -64,6 +65,9 @@ pub struct CreateFunction {
     /// Documented error codes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_codes: Option<Vec<FunctionErrorCode>>,
+    /// Scaling settings (replaced whole when given); defaults in `docs/limits.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Scaling>,
 }
 
 /// `PATCH /apps/{app}/functions/{fn}`: every field optional; absent fields are kept.
@@ -105,6 +109,9 @@ pub struct UpdateFunction {
     /// Documented error codes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_codes: Option<Vec<FunctionErrorCode>>,
+    /// Scaling settings (replaced whole when given); defaults in `docs/limits.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Scaling>,
 }
 
 /// `POST .../versions`.
@@ -329,7 +336,9 @@ impl CreateFunction {
             input_schema: self.input_schema,
             output_schema: self.output_schema,
             error_codes: self.error_codes.unwrap_or_default(),
+            scaling: self.scaling.unwrap_or_default(),
         };
+        meta.scaling.validate(config.runtime)?;
         Ok((self.name, config, meta))
     }
 }
@@ -362,7 +371,10 @@ impl UpdateFunction {
             next.network = v;
         }
         validate_exec_config(&next)?;
+        let scaling = self.scaling.unwrap_or(meta.scaling);
+        scaling.validate(next.runtime)?;
         *config = next;
+        meta.scaling = scaling;
         if let Some(v) = self.description {
             meta.description = v;
         }

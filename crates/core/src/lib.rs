@@ -8,6 +8,7 @@ pub mod limits;
 pub mod model;
 pub mod names;
 pub mod record;
+pub mod scaling;
 pub mod store;
 
 pub use error::{Error, ErrorCode, Result};

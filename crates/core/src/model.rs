@@ -123,6 +123,9 @@ pub struct FunctionMeta {
     pub output_schema: Option<serde_json::Value>,
     /// Error codes the function documents.
     pub error_codes: Vec<FunctionErrorCode>,
+    /// How the function scales.
+    #[serde(default)]
+    pub scaling: crate::scaling::Scaling,
 }
 
 /// The draft's code: a content-addressed blob.

@@ -141,8 +141,25 @@ impl Engine {
             .store
             .publish_version(app, name, &req.description, now())
             .await?;
-        if v.config.runtime.is_process() {
-            // Process instances are started on demand (scaling settings come later).
+        if let Some(kind) = crate::process::kind(v.config.runtime) {
+            let f = self.inner.store.get_function(app, name).await?;
+            let target = crate::Target {
+                app: app.to_string(),
+                function: name.to_string(),
+                qualifier: arcus_core::names::Qualifier::Version(v.version),
+            };
+            let resolved = crate::dispatch::Resolved {
+                version: Some(v.version),
+                sha256: v.sha256.clone(),
+                config: v.config.clone(),
+                scaling: f.meta.scaling,
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.prewarm_process(&target, resolved, kind).await {
+                    tracing::warn!(function = %target.function, "pre-warm failed: {e}");
+                }
+            });
             return Ok(v);
         }
         let this = self.clone();

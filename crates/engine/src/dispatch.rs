@@ -9,6 +9,7 @@ use crate::recorder::PendingRecord;
 use arcus_core::model::{ExecConfig, Timestamp};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, TriggerKind};
+use arcus_core::scaling::Scaling;
 use arcus_core::{Error, ErrorCode, Result};
 use arcus_runtime_wasm::{
     Completion, EgressPolicy, InvokeSpec, LoadSource, LoadedComponent, Outcome,
@@ -72,6 +73,8 @@ pub(crate) struct Resolved {
     pub version: Option<u32>,
     pub sha256: String,
     pub config: ExecConfig,
+    /// The function's (unversioned) scaling settings.
+    pub scaling: Scaling,
 }
 
 /// Builds the request an event is delivered as to a wasm component: `POST /` with the
@@ -220,6 +223,7 @@ impl Engine {
                     version: None,
                     sha256: code.sha256.clone(),
                     config: f.config.clone(),
+                    scaling: f.meta.scaling,
                 });
             }
             Qualifier::Version(n) => *n,
@@ -254,6 +258,7 @@ impl Engine {
             version: Some(n),
             sha256: v.sha256.clone(),
             config: v.config.clone(),
+            scaling: f.meta.scaling,
         })
     }
 

@@ -4,6 +4,7 @@
 //! invocation records and logs.
 
 pub mod apigw;
+pub mod autoscale;
 mod cache;
 mod control;
 mod dispatch;

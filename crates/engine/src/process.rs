@@ -7,10 +7,11 @@ use crate::dispatch::{FnBody, Input, Invoked, Resolved, Target, full_body};
 use crate::{Engine, recorder::PendingRecord};
 use arcus_core::model::{Network, Runtime};
 use arcus_core::record::{InvocationStatus, LogLine};
+use arcus_core::scaling::Scaling;
 use arcus_core::{Error, ErrorCode, Result};
 use arcus_runtime_process::{
-    InvokeRequest, NetworkMode, PrepareError, ProcessCompletion, ProcessKind, ProcessOutcome,
-    ProcessRuntime, ProcessSpec,
+    InvokeRequest, NetworkMode, PoolPolicy, PrepareError, ProcessCompletion, ProcessKind,
+    ProcessOutcome, ProcessRuntime, ProcessSpec,
 };
 use bytes::Bytes;
 use std::time::Duration;
@@ -33,6 +34,16 @@ pub fn function_arn(app: &str, function: &str, qualifier: Option<&str>) -> Strin
     match qualifier {
         Some(q) => format!("arn:aws:lambda:{REGION}:{app}:function:{function}:{q}"),
         None => format!("arn:aws:lambda:{REGION}:{app}:function:{function}"),
+    }
+}
+
+/// The pool limits of a function's scaling settings.
+pub(crate) fn pool_policy(s: &Scaling) -> PoolPolicy {
+    PoolPolicy {
+        max_instances: s.max_instances,
+        min_instances: s.min_instances,
+        keep_alive: Duration::from_secs(u64::from(s.keep_alive_s)),
+        queue_timeout: Duration::from_millis(u64::from(s.queue_timeout_ms)),
     }
 }
 
@@ -105,6 +116,23 @@ impl Engine {
         }
     }
 
+    /// Pre-warms `min_instances` of a just-published version of a process function.
+    pub(crate) async fn prewarm_process(
+        &self,
+        target: &Target,
+        resolved: Resolved,
+        kind: ProcessKind,
+    ) -> Result<()> {
+        if resolved.scaling.min_instances == 0 {
+            return Ok(());
+        }
+        let rt = self.process_runtime()?;
+        self.ensure_prepared(rt, kind, &resolved.sha256).await?;
+        let spec = self.process_spec(target, &resolved, kind);
+        rt.prewarm(&spec, &pool_policy(&resolved.scaling)).await;
+        Ok(())
+    }
+
     pub(crate) async fn invoke_process(
         &self,
         target: &Target,
@@ -143,7 +171,10 @@ impl Engine {
                 (apigw::request_event(&parts, &body, &ctx), true, trace)
             }
         };
-        let qualifier = resolved.version.map(|v| v.to_string());
+        let qualifier = match &target.qualifier {
+            arcus_core::names::Qualifier::Draft => None,
+            q => Some(q.to_string()),
+        };
         let req = InvokeRequest {
             request_id: id.clone(),
             event,
@@ -152,7 +183,7 @@ impl Engine {
             client_context: None,
             cognito_identity: None,
         };
-        let done = rt.invoke(&spec, req).await;
+        let done = rt.invoke(&spec, &pool_policy(&resolved.scaling), req).await;
         pending.record.cold_start = done.cold_start;
         let result = outcome_response(&done, &spec, http_call, resolved.version, &id);
         if let Ok(inv) = &result {
@@ -217,6 +248,7 @@ fn outcome_response(
             format!("the function's process exited during the invocation: {m}"),
         )),
         ProcessOutcome::NoCapacity(m) => Err(Error::new(ErrorCode::NoCapacity, m.clone())),
+        ProcessOutcome::Throttled(m) => Err(Error::new(ErrorCode::Throttled, m.clone())),
         ProcessOutcome::Internal(m) => Err(Error::internal(m.clone())),
     }
 }
@@ -243,6 +275,7 @@ fn finish_record(mut pending: PendingRecord, done: ProcessCompletion) {
         ProcessOutcome::InitError { .. } => (InvocationStatus::Failed, Some(ErrorCode::InitError)),
         ProcessOutcome::OutOfMemory => (InvocationStatus::Failed, Some(ErrorCode::OutOfMemory)),
         ProcessOutcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
+        ProcessOutcome::Throttled(_) => (InvocationStatus::Failed, Some(ErrorCode::Throttled)),
         ProcessOutcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
     };
     r.status = status;

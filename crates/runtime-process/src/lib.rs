@@ -74,7 +74,8 @@ pub struct ProcessConfig {
     pub pids_max: u32,
     /// Largest number of live process instances on the node.
     pub max_instances: usize,
-    /// How long an idle instance is kept before it is stopped.
+    /// The longest an idle instance is kept on this node, whatever its function's
+    /// `keep_alive_s` asks for.
     pub idle_timeout: Duration,
 }
 
@@ -105,6 +106,20 @@ pub struct ProcessSpec {
     pub log_group: String,
     /// `AWS_REGION`.
     pub region: String,
+}
+
+/// Function-level limits of a pool. Not part of the spec: changing them keeps the
+/// function's warm instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolPolicy {
+    /// Most invocations (= instances, one each) of the spec at once; more wait in FIFO order.
+    pub max_instances: u32,
+    /// Idle instances kept even past `keep_alive`.
+    pub min_instances: u32,
+    /// Idle time before an instance is stopped.
+    pub keep_alive: Duration,
+    /// How long an invocation may wait for a free instance before `Throttled`.
+    pub queue_timeout: Duration,
 }
 
 /// One invocation's request.
@@ -162,6 +177,8 @@ pub enum ProcessOutcome {
     Crashed(String),
     /// No instance could be started within the node's limits.
     NoCapacity(String),
+    /// The function's own `max_instances` were all busy for the whole queue timeout.
+    Throttled(String),
     /// A host-side failure unrelated to the function.
     Internal(String),
 }
@@ -272,13 +289,21 @@ impl ProcessRuntime {
     }
 
     /// Runs one invocation on a warm instance of `spec`, starting one if none is idle.
-    pub async fn invoke(&self, spec: &ProcessSpec, req: InvokeRequest) -> ProcessCompletion {
-        self.inner.invoke(spec, req).await
+    /// Waits (FIFO, up to `policy.queue_timeout`) while `policy.max_instances`
+    /// invocations of `spec` run.
+    pub async fn invoke(
+        &self,
+        spec: &ProcessSpec,
+        policy: &PoolPolicy,
+        req: InvokeRequest,
+    ) -> ProcessCompletion {
+        self.inner.invoke(spec, policy, req).await
     }
 
-    /// Starts instances of `spec` until `count` are idle (pre-warm at publish).
-    pub async fn prewarm(&self, spec: &ProcessSpec, count: usize) {
-        self.inner.prewarm(spec, count).await;
+    /// Starts instances of `spec` until `policy.min_instances` are idle (pre-warm at
+    /// publish).
+    pub async fn prewarm(&self, spec: &ProcessSpec, policy: &PoolPolicy) {
+        self.inner.prewarm(spec, policy).await;
     }
 
     /// Every live instance.

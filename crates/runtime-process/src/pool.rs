@@ -6,8 +6,8 @@ use crate::instance::{Instance, StartFailure};
 use crate::package::{self, UnpackLimits};
 use crate::sandbox::SandboxSupport;
 use crate::{
-    InstanceInfo, InvokeRequest, PrepareError, ProcessCompletion, ProcessConfig, ProcessKind,
-    ProcessLogLine, ProcessOutcome, ProcessSpec, bootstrap, deps,
+    InstanceInfo, InvokeRequest, PoolPolicy, PrepareError, ProcessCompletion, ProcessConfig,
+    ProcessKind, ProcessLogLine, ProcessOutcome, ProcessSpec, bootstrap, deps,
 };
 use arcus_core::limits::{MAX_UNZIPPED_CODE_BYTES, MAX_ZIP_ENTRIES};
 use arcus_core::model::Timestamp;
@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{OnceCell, Semaphore};
 
+/// How often idle instances are checked against their keep-alive.
+const REAP_TICK: Duration = Duration::from_secs(1);
 /// How long an invocation waits for a free instance slot before `NoCapacity`.
 const CAPACITY_WAIT: Duration = Duration::from_secs(10);
 
@@ -29,7 +31,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// An idle instance with the spec it belongs to.
 struct Idle {
     spec: ProcessSpec,
+    policy: PoolPolicy,
     instance: Instance,
+}
+
+/// The FIFO gate of one spec: one permit per invocation that may run at once.
+struct Gate {
+    max: u32,
+    permits: Arc<Semaphore>,
 }
 
 /// Every pool of a node.
@@ -41,6 +50,7 @@ pub(crate) struct Pools {
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     busy: Mutex<HashMap<String, (ProcessSpec, Instant)>>,
+    gates: Mutex<HashMap<ProcessSpec, Gate>>,
     prepares: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
 }
 
@@ -63,6 +73,7 @@ impl Pools {
             runtime_dir,
             idle: Mutex::default(),
             busy: Mutex::default(),
+            gates: Mutex::default(),
             prepares: Mutex::default(),
         })
     }
@@ -70,8 +81,7 @@ impl Pools {
     /// Starts the reaper of idle instances; it ends when the pools are dropped.
     pub fn start_reaper(self: &Arc<Self>) {
         let weak: Weak<Self> = Arc::downgrade(self);
-        let tick = (self.config.idle_timeout / 4)
-            .clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let tick = REAP_TICK;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(tick).await;
@@ -174,17 +184,54 @@ impl Pools {
         self.ready_marker(sha256).exists() && self.code_dir(sha256).is_dir()
     }
 
-    pub async fn invoke(&self, spec: &ProcessSpec, req: InvokeRequest) -> ProcessCompletion {
+    /// The gate of `spec`, resized (replaced) when `max` changed.
+    fn gate(&self, spec: &ProcessSpec, max: u32) -> Arc<Semaphore> {
+        let mut gates = lock(&self.gates);
+        let gate = gates.entry(spec.clone()).or_insert_with(|| Gate {
+            max,
+            permits: Arc::new(Semaphore::new(max as usize)),
+        });
+        if gate.max != max {
+            *gate = Gate {
+                max,
+                permits: Arc::new(Semaphore::new(max as usize)),
+            };
+        }
+        gate.permits.clone()
+    }
+
+    pub async fn invoke(
+        &self,
+        spec: &ProcessSpec,
+        policy: &PoolPolicy,
+        req: InvokeRequest,
+    ) -> ProcessCompletion {
+        let failed = |outcome, logs| ProcessCompletion {
+            outcome,
+            logs,
+            duration: Duration::ZERO,
+            cold_start: false,
+            init_duration: None,
+            max_memory_mb: None,
+        };
+        let gate = self.gate(spec, policy.max_instances);
+        let Ok(Ok(_running)) =
+            tokio::time::timeout(policy.queue_timeout, gate.acquire_owned()).await
+        else {
+            let msg = format!(
+                "all {} instances of {} were busy for {} ms",
+                policy.max_instances,
+                spec.function_name,
+                policy.queue_timeout.as_millis()
+            );
+            return failed(ProcessOutcome::Throttled(msg), Vec::new());
+        };
         let (mut instance, cold, mut logs) = match self.checkout(spec).await {
             Ok(got) => got,
             Err(StartFailure { outcome, logs }) => {
                 return ProcessCompletion {
-                    outcome,
-                    logs,
-                    duration: Duration::ZERO,
                     cold_start: true,
-                    init_duration: None,
-                    max_memory_mb: None,
+                    ..failed(outcome, logs)
                 };
             }
         };
@@ -220,6 +267,7 @@ impl Pools {
         if reusable {
             lock(&self.idle).push(Idle {
                 spec: spec.clone(),
+                policy: *policy,
                 instance,
             });
         }
@@ -289,15 +337,16 @@ impl Pools {
         }
     }
 
-    pub async fn prewarm(&self, spec: &ProcessSpec, count: usize) {
+    pub async fn prewarm(&self, spec: &ProcessSpec, policy: &PoolPolicy) {
         let have = lock(&self.idle).iter().filter(|i| &i.spec == spec).count();
-        for _ in have..count {
+        for _ in have..policy.min_instances as usize {
             let Ok(permit) = self.slots.clone().try_acquire_owned() else {
                 return;
             };
             match Instance::start(self, spec, permit).await {
                 Ok(instance) => lock(&self.idle).push(Idle {
                     spec: spec.clone(),
+                    policy: *policy,
                     instance,
                 }),
                 Err(f) => {
@@ -336,16 +385,30 @@ impl Pools {
         out
     }
 
-    /// Stops instances idle for longer than the idle timeout.
+    /// Stops instances idle for longer than their keep-alive, keeping each spec's
+    /// `min_instances` (the most recently used ones).
     async fn reap(&self) {
         let expired: Vec<Idle> = {
             let mut idle = lock(&self.idle);
-            let timeout = self.config.idle_timeout;
-            let (old, keep): (Vec<_>, Vec<_>) = idle
-                .drain(..)
-                .partition(|i| i.instance.last_used.elapsed() >= timeout);
+            let mut kept: HashMap<ProcessSpec, u32> = HashMap::new();
+            let cap = self.config.idle_timeout;
+            let mut expired = Vec::new();
+            let mut keep = Vec::new();
+            // Newest first, so the floor keeps the most recently used.
+            for i in std::mem::take(&mut *idle).into_iter().rev() {
+                let floor = kept.entry(i.spec.clone()).or_default();
+                if *floor < i.policy.min_instances
+                    || i.instance.last_used.elapsed() < i.policy.keep_alive.min(cap)
+                {
+                    *floor += 1;
+                    keep.push(i);
+                } else {
+                    expired.push(i);
+                }
+            }
+            keep.reverse();
             *idle = keep;
-            old
+            expired
         };
         for mut i in expired {
             tracing::debug!(instance = %i.instance.id, function = %i.spec.function_name, "stopping idle instance");

@@ -7,6 +7,7 @@ use crate::target::{FnRef, parse_app, parse_env};
 use arcus_core::api::{CreateFunction, UpdateFunction};
 use arcus_core::model::Function;
 use arcus_core::model::{Network, Runtime};
+use arcus_core::scaling::Scaling;
 use std::collections::BTreeMap;
 
 /// Execution-config flags of `fn create` and `deploy`.
@@ -141,6 +142,47 @@ enum FnCommand {
         /// The function, as <app>/<fn>.
         target: FnRef,
     },
+    /// Change how a function scales; flags not given keep their current values.
+    Scale {
+        /// The function, as <app>/<fn>.
+        target: FnRef,
+        #[command(flatten)]
+        flags: ScaleArgs,
+    },
+}
+
+/// Flags of `arcus fn scale`.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct ScaleArgs {
+    /// Instances kept warm without traffic (pre-warmed at publish) [default: 0].
+    #[arg(long)]
+    min_instances: Option<u32>,
+    /// Most instances of the function [default: 100].
+    #[arg(long)]
+    max_instances: Option<u32>,
+    /// Concurrent requests per wasm instance [default: 100; processes: 1].
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Fraction of the concurrency the autoscaler aims at [default: 0.7].
+    #[arg(long)]
+    target_utilization: Option<f64>,
+    /// Idle seconds before an instance is reclaimed [default: 300].
+    #[arg(long)]
+    keep_alive_s: Option<u32>,
+    /// How long a request may wait for capacity, in ms [default: 10000].
+    #[arg(long)]
+    queue_timeout_ms: Option<u32>,
+}
+
+impl ScaleArgs {
+    fn apply(&self, s: &mut Scaling) {
+        s.min_instances = self.min_instances.unwrap_or(s.min_instances);
+        s.max_instances = self.max_instances.unwrap_or(s.max_instances);
+        s.concurrency_per_instance = self.concurrency.or(s.concurrency_per_instance);
+        s.target_utilization = self.target_utilization.unwrap_or(s.target_utilization);
+        s.keep_alive_s = self.keep_alive_s.unwrap_or(s.keep_alive_s);
+        s.queue_timeout_ms = self.queue_timeout_ms.unwrap_or(s.queue_timeout_ms);
+    }
 }
 
 /// Runs an `fn` subcommand.
@@ -187,6 +229,32 @@ pub async fn run(cmd: FnCmd) -> anyhow::Result<()> {
                 ]);
             }
             table.print()?;
+        }
+        FnCommand::Scale { target, flags } => {
+            let f = client.get_function(&target.app, &target.function).await?;
+            let mut scaling = f.meta.scaling;
+            flags.apply(&mut scaling);
+            let body = UpdateFunction {
+                scaling: Some(scaling),
+                ..Default::default()
+            };
+            let f = client
+                .update_function(&target.app, &target.function, &body)
+                .await?;
+            if ctx.json {
+                print_json(&f.meta.scaling)?;
+            } else {
+                let s = f.meta.scaling;
+                outln!(
+                    "{}/{}: min {} max {} keep-alive {} s queue {} ms",
+                    f.app,
+                    f.name,
+                    s.min_instances,
+                    s.max_instances,
+                    s.keep_alive_s,
+                    s.queue_timeout_ms
+                );
+            }
         }
         FnCommand::Get { target } => {
             let f = client.get_function(&target.app, &target.function).await?;

@@ -80,6 +80,11 @@ pub fn function(app: &str, name: &str) -> Function {
                 code: "bad_input".to_string(),
                 description: "the input is bad".to_string(),
             }],
+            scaling: arcus_core::scaling::Scaling {
+                min_instances: 1,
+                keep_alive_s: 60,
+                ..Default::default()
+            },
         },
         code: Some(CodeRef {
             sha256: sha('a'),

@@ -1,0 +1,235 @@
+//! Per-function scaling settings (function-level, not versioned) and their validation.
+
+use crate::model::Runtime;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Largest `min_instances`.
+pub const MAX_MIN_INSTANCES: u32 = 100;
+/// Largest `max_instances`.
+pub const MAX_MAX_INSTANCES: u32 = 1000;
+/// Default `max_instances` when none is set.
+pub const DEFAULT_MAX_INSTANCES: u32 = 100;
+/// Largest `concurrency_per_instance` of a wasm function.
+pub const MAX_WASM_CONCURRENCY: u32 = 1000;
+/// Default concurrent requests per loaded wasm component.
+pub const DEFAULT_WASM_CONCURRENCY: u32 = 100;
+/// Default fraction of an instance's concurrency the autoscaler aims to use.
+pub const DEFAULT_TARGET_UTILIZATION: f64 = 0.7;
+/// Default idle time before an instance is reclaimed, in seconds.
+pub const DEFAULT_KEEP_ALIVE_S: u32 = 300;
+/// Largest `keep_alive_s` (one day).
+pub const MAX_KEEP_ALIVE_S: u32 = 86_400;
+/// Default time a request may wait for capacity, in milliseconds.
+pub const DEFAULT_QUEUE_TIMEOUT_MS: u32 = 10_000;
+/// Largest `queue_timeout_ms` (the largest function timeout).
+pub const MAX_QUEUE_TIMEOUT_MS: u32 = 900_000;
+
+/// How a function scales. Every field has a documented default (`docs/limits.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scaling {
+    /// Instances kept warm even without traffic (pre-warmed at publish); default 0.
+    pub min_instances: u32,
+    /// Most instances of the function on a node; default 100.
+    pub max_instances: u32,
+    /// Concurrent requests one instance serves: wasm default 100 per loaded component;
+    /// process runtimes always 1. `None` means the runtime's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_per_instance: Option<u32>,
+    /// Fraction of `concurrency_per_instance` the autoscaler aims at; default 0.7.
+    pub target_utilization: f64,
+    /// Idle seconds before an instance is reclaimed; default 300.
+    pub keep_alive_s: u32,
+    /// How long a request may wait for capacity before 429/503; default 10000 ms.
+    pub queue_timeout_ms: u32,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Self {
+            min_instances: 0,
+            max_instances: DEFAULT_MAX_INSTANCES,
+            concurrency_per_instance: None,
+            target_utilization: DEFAULT_TARGET_UTILIZATION,
+            keep_alive_s: DEFAULT_KEEP_ALIVE_S,
+            queue_timeout_ms: DEFAULT_QUEUE_TIMEOUT_MS,
+        }
+    }
+}
+
+impl Scaling {
+    /// Concurrent requests per instance for `runtime`.
+    pub fn concurrency(&self, runtime: Runtime) -> u32 {
+        if runtime.is_process() {
+            1
+        } else {
+            self.concurrency_per_instance
+                .unwrap_or(DEFAULT_WASM_CONCURRENCY)
+        }
+    }
+
+    /// In-flight requests per instance the autoscaler aims at (at least a small fraction).
+    pub fn target_per_instance(&self, runtime: Runtime) -> f64 {
+        (f64::from(self.concurrency(runtime)) * self.target_utilization).max(0.01)
+    }
+
+    /// Checks the ranges and their relations for a function of `runtime`.
+    pub fn validate(&self, runtime: Runtime) -> Result<()> {
+        if self.min_instances > MAX_MIN_INSTANCES {
+            return Err(Error::invalid(format!(
+                "scaling.min_instances must be at most {MAX_MIN_INSTANCES}"
+            )));
+        }
+        if self.max_instances == 0 || self.max_instances > MAX_MAX_INSTANCES {
+            return Err(Error::invalid(format!(
+                "scaling.max_instances must be between 1 and {MAX_MAX_INSTANCES}"
+            )));
+        }
+        if self.min_instances > self.max_instances {
+            return Err(Error::invalid(
+                "scaling.min_instances must not exceed scaling.max_instances",
+            ));
+        }
+        match (runtime.is_process(), self.concurrency_per_instance) {
+            (true, Some(c)) if c != 1 => {
+                return Err(Error::invalid(
+                    "scaling.concurrency_per_instance of a process function is 1 (one invocation per process)",
+                ));
+            }
+            (false, Some(c)) if c == 0 || c > MAX_WASM_CONCURRENCY => {
+                return Err(Error::invalid(format!(
+                    "scaling.concurrency_per_instance must be between 1 and {MAX_WASM_CONCURRENCY}"
+                )));
+            }
+            _ => {}
+        }
+        if !(self.target_utilization > 0.0 && self.target_utilization <= 1.0) {
+            return Err(Error::invalid(
+                "scaling.target_utilization must be in (0, 1]",
+            ));
+        }
+        if self.keep_alive_s > MAX_KEEP_ALIVE_S {
+            return Err(Error::invalid(format!(
+                "scaling.keep_alive_s must be at most {MAX_KEEP_ALIVE_S}"
+            )));
+        }
+        if self.queue_timeout_ms > MAX_QUEUE_TIMEOUT_MS {
+            return Err(Error::invalid(format!(
+                "scaling.queue_timeout_ms must be at most {MAX_QUEUE_TIMEOUT_MS}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_runtime_concurrency() {
+        let s = Scaling::default();
+        assert!(s.validate(Runtime::Wasm).is_ok());
+        assert_eq!(s.concurrency(Runtime::Wasm), 100);
+        assert_eq!(s.concurrency(Runtime::Python3), 1);
+        assert!((s.target_per_instance(Runtime::Wasm) - 70.0).abs() < 1e-9);
+        let parsed: Scaling = serde_json::from_str(r#"{"min_instances": 2}"#).unwrap();
+        assert_eq!((parsed.min_instances, parsed.max_instances), (2, 100));
+        assert!(serde_json::from_str::<Scaling>(r#"{"minimum": 2}"#).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let ok = Scaling::default();
+        for (bad, runtime) in [
+            (
+                Scaling {
+                    min_instances: 101,
+                    max_instances: 200,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    max_instances: 0,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    max_instances: 1001,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    min_instances: 5,
+                    max_instances: 4,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    concurrency_per_instance: Some(2),
+                    ..ok
+                },
+                Runtime::Node,
+            ),
+            (
+                Scaling {
+                    concurrency_per_instance: Some(0),
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    target_utilization: 0.0,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    target_utilization: 1.5,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    target_utilization: f64::NAN,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    keep_alive_s: 86_401,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+            (
+                Scaling {
+                    queue_timeout_ms: 900_001,
+                    ..ok
+                },
+                Runtime::Wasm,
+            ),
+        ] {
+            assert!(bad.validate(runtime).is_err(), "{bad:?}");
+        }
+        let process = Scaling {
+            concurrency_per_instance: Some(1),
+            ..ok
+        };
+        assert!(process.validate(Runtime::Python3).is_ok());
+    }
+}
