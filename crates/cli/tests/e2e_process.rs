@@ -109,7 +109,7 @@ async fn python_handlers_follow_the_lambda_contract() {
     assert_eq!(first["greeting"], "hi");
     assert_eq!(
         first["invoked_function_arn"],
-        "arn:aws:lambda:arcus-local:py:function:echo:1"
+        "arn:aws:lambda:arcus-local:py:function:echo:live"
     );
     let remaining = first["remaining_ms"].as_i64().unwrap();
     assert!(remaining > 20_000 && remaining <= 30_000, "{remaining}");
@@ -415,7 +415,7 @@ async fn awslambdaric_works_unmodified() {
     assert_eq!(body["client"], "awslambdaric");
     assert_eq!(body["event"], json!({"a": [1, 2]}));
     assert_eq!(body["function_name"], "ok");
-    assert_eq!(body["arn"], "arn:aws:lambda:arcus-local:ric:function:ok:1");
+    assert_eq!(body["arn"], "arn:aws:lambda:arcus-local:ric:function:ok:live");
     assert_eq!(
         body["request_id"],
         headers["x-arcus-request-id"].to_str().unwrap()
