@@ -1,6 +1,8 @@
 //! `arcus-bench`: throughput and latency of Arcus serving the `hello` component, against two
 //! baselines measured in the same run — `wasmtime serve` of the same component and a
-//! minimal in-process hyper server answering the same text.
+//! minimal in-process hyper server answering the same text — and, for the process
+//! runtimes, python3 and node hello handlers cold and warm against the bare interpreters
+//! and a direct call of the handler ([`process`]).
 //!
 //! Every server is loaded by the same in-process load generator ([`load`]) at each
 //! requested number of concurrent keep-alive HTTP/1.1 connections, for a bounded time per
@@ -8,12 +10,14 @@
 //! each baseline. Machines here are shared and noisy, so only the ratios from one run mean
 //! much (design.md, conventions 8). See `docs/benchmarks.md`.
 
+mod child;
 mod load;
+mod process;
 mod report;
 mod servers;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use load::{LoadConfig, Target};
 use report::Row;
 use std::path::{Path, PathBuf};
@@ -24,9 +28,12 @@ use std::time::Duration;
 #[command(
     name = "arcus-bench",
     version,
-    about = "Benchmarks Arcus against wasmtime serve and a raw hyper server"
+    about = "Benchmarks Arcus against wasmtime serve, a raw hyper server and bare interpreters"
 )]
 struct Args {
+    /// Which scenarios to run.
+    #[arg(long, value_delimiter = ',', default_value = "wasm,process")]
+    scenarios: Vec<Scenario>,
     /// The `arcus` binary (build it with `cargo build --release -p arcus-cli`).
     #[arg(long, default_value = "target/release/arcus")]
     arcus_bin: PathBuf,
@@ -51,9 +58,27 @@ struct Args {
     /// Worker threads of the in-process hyper server's runtime.
     #[arg(long, default_value = "2", value_parser = clap::value_parser!(u16).range(1..=64))]
     server_threads: u16,
+    /// Fresh functions (cold starts) and bare interpreter starts per process runtime.
+    #[arg(long, default_value = "10", value_parser = clap::value_parser!(u16).range(1..=100))]
+    cold_runs: u16,
+    /// The python3 interpreter the node runs (its default) and the baselines use.
+    #[arg(long, default_value = "/usr/bin/python3")]
+    python3: PathBuf,
+    /// The node binary the node runs (its default) and the baselines use.
+    #[arg(long, default_value = "/usr/bin/node")]
+    node: PathBuf,
     /// Print the tables as markdown (for docs/benchmarks.md).
     #[arg(long)]
     markdown: bool,
+}
+
+/// A group of scenarios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// The hello component: arcus, wasmtime serve and hyper at each connection count.
+    Wasm,
+    /// python3 and node hello handlers: cold and warm, against bare interpreters.
+    Process,
 }
 
 /// Parses seconds (fractions allowed) in 0..=3600.
@@ -96,16 +121,8 @@ async fn run(args: Args) -> Result<()> {
             arcus_bin.display()
         );
     }
-    let component = resolve(&args.component);
-    let code = std::fs::read(&component).with_context(|| {
-        format!(
-            "cannot read the hello component {} (build it with tests/fixtures/build.sh)",
-            component.display()
-        )
-    })?;
-
     let mut notes = vec![format!(
-        "{} s per scenario after a {} s warm-up; load generator on {} thread(s); hyper baseline on {} worker thread(s).",
+        "{} s per load scenario after a {} s warm-up; load generator on {} thread(s); hyper baseline on {} worker thread(s).",
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64(),
         args.client_threads,
@@ -114,7 +131,72 @@ async fn run(args: Args) -> Result<()> {
     progress("starting the in-process hyper server");
     let hyper = servers::HyperServer::start(usize::from(args.server_threads))?;
     load::verify("hyper", &hyper.target).await?;
+    progress(&format!("starting {}", arcus_bin.display()));
+    let mut arcus = servers::start_arcus(&arcus_bin).await?;
 
+    let mut out = String::new();
+    if args.scenarios.contains(&Scenario::Wasm) {
+        let rows = run_wasm(&args, &mut arcus, &hyper.target, &mut notes).await?;
+        out.push_str(&report::render(&rows, args.markdown));
+    }
+    if args.scenarios.contains(&Scenario::Process) {
+        let config = process::Config {
+            interpreters: vec![
+                (process::Lang::Python3, args.python3.clone()),
+                (process::Lang::Node, args.node.clone()),
+            ],
+            cold_runs: usize::from(args.cold_runs),
+            warm: LoadConfig {
+                connections: 1,
+                warmup: args.warmup,
+                duration: args.duration,
+            },
+        };
+        let measured = process::run(&mut arcus, &hyper.target, &config).await?;
+        for m in &measured {
+            notes.push(format!(
+                "{}: interpreter {}; {} cold runs.",
+                m.lang.name(),
+                m.interpreter.display(),
+                m.cold_ms.len()
+            ));
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&report::render_process(&measured, args.markdown));
+    }
+
+    for note in &notes {
+        println!("{note}");
+        if args.markdown {
+            println!();
+        }
+    }
+    if !args.markdown {
+        println!();
+    }
+    print!("{out}");
+    drop(arcus);
+    drop(hyper);
+    Ok(())
+}
+
+/// The wasm scenarios: deploys hello, starts `wasmtime serve` if there is one (stopped on
+/// return), and loads arcus, wasmtime serve and hyper at each connection count.
+async fn run_wasm(
+    args: &Args,
+    arcus: &mut servers::ArcusServer,
+    hyper: &Target,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Row>> {
+    let component = resolve(&args.component);
+    let code = std::fs::read(&component).with_context(|| {
+        format!(
+            "cannot read the hello component {} (build it with tests/fixtures/build.sh)",
+            component.display()
+        )
+    })?;
     let wasmtime_bin = match &args.wasmtime_bin {
         Some(bin) if !bin.is_file() => bail!("no wasmtime binary at {}", bin.display()),
         Some(bin) => Some(bin.clone()),
@@ -143,17 +225,14 @@ async fn run(args: Args) -> Result<()> {
             None
         }
     };
-    progress(&format!(
-        "starting {} and deploying hello",
-        arcus_bin.display()
-    ));
-    let mut arcus = servers::start_arcus(&arcus_bin, code.into()).await?;
+    progress("deploying hello");
+    let hello = arcus.deploy_hello(code.into()).await?;
 
-    let mut targets: Vec<(&'static str, Target)> = vec![(report::ARCUS, arcus.target.clone())];
+    let mut targets: Vec<(&'static str, Target)> = vec![(report::ARCUS, hello)];
     if let Some(w) = &wasmtime {
         targets.push(("wasmtime serve", w.target.clone()));
     }
-    targets.push(("hyper", hyper.target.clone()));
+    targets.push(("hyper", hyper.clone()));
 
     let mut rows = Vec::new();
     for &connections in &args.connections {
@@ -180,21 +259,7 @@ async fn run(args: Args) -> Result<()> {
             });
         }
     }
-
-    for note in &notes {
-        println!("{note}");
-        if args.markdown {
-            println!();
-        }
-    }
-    if !args.markdown {
-        println!();
-    }
-    print!("{}", report::render(&rows, args.markdown));
-    drop(arcus);
-    drop(wasmtime);
-    drop(hyper);
-    Ok(())
+    Ok(rows)
 }
 
 /// A relative path that is missing from the current directory is looked up in the

@@ -2,7 +2,13 @@
 //! as aligned text or as markdown (for `docs/benchmarks.md`).
 
 use crate::load::Stats;
+use crate::process::{Measured, quantile};
 use std::fmt::Write;
+
+/// Issue 4's cold-start target: at most this much over the bare interpreter's start, ms.
+pub const COLD_TARGET_MS: f64 = 25.0;
+/// Issue 4's warm target: platform overhead at most this much, µs.
+pub const WARM_TARGET_US: f64 = 500.0;
 
 /// Name of the server the ratios are about.
 pub const ARCUS: &str = "arcus";
@@ -79,6 +85,96 @@ pub fn render(rows: &[Row], markdown: bool) -> String {
         );
     }
     out
+}
+
+/// Formats the process-runtime tables: cold starts against the bare interpreter, and warm
+/// requests against the hyper floor plus a direct call of the handler.
+pub fn render_process(results: &[Measured], markdown: bool) -> String {
+    let mut cold = vec![header(&[
+        "runtime",
+        "runs",
+        "cold p50 ms",
+        "cold min ms",
+        "bare p50 ms",
+        "bare min ms",
+        "cold − bare p50 ms",
+        "cold ÷ bare p50",
+        "target ≤ +25 ms",
+    ])];
+    let mut warm = vec![header(&[
+        "runtime",
+        "requests/s",
+        "warm p50 µs",
+        "warm p99 µs",
+        "hyper p50 µs",
+        "direct call p50 µs",
+        "overhead p50 µs",
+        "warm ÷ hyper p50",
+        "target ≤ 500 µs",
+    ])];
+    for m in results {
+        let (cold_p50, bare_p50) = (quantile(&m.cold_ms, 0.5), quantile(&m.bare_ms, 0.5));
+        let extra = cold_p50.zip(bare_p50).map(|(c, b)| c - b);
+        cold.push(vec![
+            m.lang.name().into(),
+            m.cold_ms.len().to_string(),
+            fixed(cold_p50, 1),
+            fixed(quantile(&m.cold_ms, 0.0), 1),
+            fixed(bare_p50, 1),
+            fixed(quantile(&m.bare_ms, 0.0), 1),
+            fixed(extra, 1),
+            ratio(cold_p50, bare_p50),
+            verdict(extra, COLD_TARGET_MS),
+        ]);
+        let (warm_p50, hyper_p50) = (m.warm.percentile_us(0.5), m.hyper.percentile_us(0.5));
+        let overhead = warm_p50.zip(hyper_p50).map(|(w, h)| w - h - m.direct_us);
+        warm.push(vec![
+            m.lang.name().into(),
+            format!("{:.0}", m.warm.requests_per_sec()),
+            latency(warm_p50),
+            latency(m.warm.percentile_us(0.99)),
+            latency(hyper_p50),
+            fixed(Some(m.direct_us), 1),
+            latency(overhead),
+            ratio(warm_p50, hyper_p50),
+            verdict(overhead, WARM_TARGET_US),
+        ]);
+    }
+    let mut out = table(&cold, markdown);
+    out.push('\n');
+    out.push_str(&table(&warm, markdown));
+    out.push_str(if markdown { "\n" } else { "" });
+    out.push_str(
+        "cold: first request to a fresh function (a new sandboxed instance), bare: the interpreter started and exited (same binary); \
+         overhead = warm p50 − hyper p50 − direct call p50.\n",
+    );
+    for m in results {
+        for (what, stats) in [("warm", &m.warm), ("hyper", &m.hyper)] {
+            if stats.errors > 0 {
+                let first = stats.first_error.as_deref().unwrap_or("?");
+                let _ = writeln!(
+                    out,
+                    "warning: {} {what} had {} error(s); first: {first}",
+                    m.lang.name(),
+                    stats.errors
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `met` if `value` is at most `limit`, else `missed`.
+fn verdict(value: Option<f64>, limit: f64) -> String {
+    match value {
+        Some(v) if v <= limit => "met".into(),
+        Some(_) => "missed".into(),
+        None => "-".into(),
+    }
+}
+
+fn fixed(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
 }
 
 fn header(cells: &[&str]) -> Vec<String> {
@@ -158,6 +254,13 @@ mod tests {
             "| a   | bb |\n| --- | -: |\n| xyz |  1 |\n"
         );
         assert_eq!(table(&rows, false), "a    bb\nxyz   1\n");
+    }
+
+    #[test]
+    fn verdicts_compare_with_the_target() {
+        assert_eq!(verdict(Some(25.0), COLD_TARGET_MS), "met");
+        assert_eq!(verdict(Some(25.1), COLD_TARGET_MS), "missed");
+        assert_eq!(verdict(None, COLD_TARGET_MS), "-");
     }
 
     #[test]

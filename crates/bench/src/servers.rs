@@ -1,23 +1,22 @@
 //! The three servers under test: `arcus serve` and `wasmtime serve` as subprocesses (killed
 //! by a guard on drop, also on error), and a minimal hyper server on its own runtime.
 
+use crate::child::ChildGuard;
 use crate::load::{self, Target};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use arcus_core::api::{CreateApp, CreateFunction, PublishVersion, PutAlias};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// What every server answers.
@@ -26,124 +25,31 @@ pub const HELLO: &[u8] = b"hello, world\n";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between readiness probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
-/// Lines of a subprocess's stderr kept for error messages.
-const KEPT_LINES: usize = 40;
-/// Lines of a subprocess's stderr forwarded line by line; the rest is drained unread.
-const MAX_FORWARDED_LINES: usize = 100_000;
 /// Connections the in-process hyper server accepts before it stops accepting.
 const MAX_ACCEPTS: usize = 1_000_000;
 
-/// A running subprocess, killed (SIGKILL) and reaped when dropped. Its stderr is drained
-/// by a thread so the child never blocks on a full pipe; the last lines are kept.
-#[derive(Debug)]
-pub struct ChildGuard {
-    name: &'static str,
-    child: Child,
-    recent: Arc<Mutex<VecDeque<String>>>,
-}
-
-impl ChildGuard {
-    /// Starts `command` with stdin and stdout closed and stderr piped; the returned
-    /// receiver gets each stderr line (up to [`MAX_FORWARDED_LINES`]).
-    fn spawn(
-        name: &'static str,
-        mut command: Command,
-    ) -> Result<(Self, mpsc::UnboundedReceiver<String>)> {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start {name} ({command:?})"))?;
-        let stderr = child.stderr.take();
-        let guard = Self {
-            name,
-            child,
-            recent: Arc::default(),
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let recent = guard.recent.clone();
-        if let Some(stderr) = stderr {
-            std::thread::Builder::new()
-                .name(format!("{name}-stderr"))
-                .spawn(move || drain(stderr, &recent, &tx))
-                .context("cannot start the stderr reader thread")?;
-        }
-        Ok((guard, rx))
-    }
-
-    /// The last lines the subprocess wrote to stderr, for error messages.
-    fn recent_output(&self) -> String {
-        match self.recent.lock() {
-            Ok(lines) if !lines.is_empty() => {
-                let text: Vec<&str> = lines.iter().map(String::as_str).collect();
-                format!(
-                    "\n--- last lines of {}'s stderr ---\n{}",
-                    self.name,
-                    text.join("\n")
-                )
-            }
-            _ => String::new(),
-        }
-    }
-
-    /// An error if the subprocess has exited.
-    fn check_running(&mut self) -> Result<()> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => bail!(
-                "{} exited early ({status}){}",
-                self.name,
-                self.recent_output()
-            ),
-            Ok(None) => Ok(()),
-            Err(e) => Err(anyhow!("cannot check on {}: {e}", self.name)),
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // Errors mean the process is already gone; nothing else to do in a destructor.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads `stderr` line by line until EOF (the child's exit), keeping the last lines and
-/// forwarding them; after [`MAX_FORWARDED_LINES`] the rest is discarded unread.
-fn drain(stderr: impl Read, recent: &Mutex<VecDeque<String>>, tx: &mpsc::UnboundedSender<String>) {
-    let mut reader = BufReader::new(stderr);
-    for line in reader.by_ref().lines().take(MAX_FORWARDED_LINES) {
-        let Ok(line) = line else { break };
-        if let Ok(mut kept) = recent.lock() {
-            if kept.len() == KEPT_LINES {
-                kept.pop_front();
-            }
-            kept.push_back(line.clone());
-        }
-        let _ = tx.send(line);
-    }
-    let _ = std::io::copy(&mut reader, &mut std::io::sink());
-}
-
-/// A running `arcus serve` with `hello` deployed as `bench/hello` behind alias `live`.
+/// A running `arcus serve` with an empty app `bench`; functions are deployed with
+/// [`ArcusServer::deploy`].
 #[derive(Debug)]
 pub struct ArcusServer {
     // Field order matters: the process goes before its data directory.
     child: ChildGuard,
     _data_dir: tempfile::TempDir,
-    /// The function's route.
-    pub target: Target,
+    /// Where the node listens (loopback).
+    pub addr: SocketAddr,
+    client: arcus_client::Client,
 }
 
-/// Starts `arcus serve` on a free loopback port with a fresh data dir, deploys `code` as
-/// `bench/hello` through the REST API and checks the answer.
-pub async fn start_arcus(bin: &Path, code: Bytes) -> Result<ArcusServer> {
+/// Starts `arcus serve` on a free loopback port with a fresh data dir and creates the app
+/// `bench` through the REST API.
+pub async fn start_arcus(bin: &Path) -> Result<ArcusServer> {
     let data_dir = tempfile::Builder::new()
         .prefix("arcus-bench-")
         .tempdir()
         .context("cannot create a temp dir")?;
+    // The sandbox user of process functions must be able to enter the data dir.
+    std::fs::set_permissions(data_dir.path(), std::fs::Permissions::from_mode(0o711))
+        .context("cannot make the data dir traversable")?;
     let mut command = Command::new(bin);
     command
         .arg("serve")
@@ -188,61 +94,76 @@ pub async fn start_arcus(bin: &Path, code: Bytes) -> Result<ArcusServer> {
     let token_path = data_dir.path().join("admin-token");
     let token = std::fs::read_to_string(&token_path)
         .with_context(|| format!("cannot read the admin token from {}", token_path.display()))?;
-    deploy_hello(addr, token.trim(), code)
-        .await
-        .with_context(|| format!("cannot deploy hello to arcus{}", child.recent_output()))?;
-    let target = Target::new(addr, "/fn/bench/hello/", HELLO)?;
-    if let Err(e) = load::verify("arcus", &target).await {
-        return Err(e.context(child.recent_output()));
+    let client = arcus_client::Client::new(format!("http://{addr}"), Some(token.trim().into()))?;
+    let app = CreateApp {
+        name: APP.into(),
+        description: "arcus-bench".into(),
+    };
+    if let Err(e) = client.create_app(&app).await {
+        bail!("cannot create the app {APP}: {e}{}", child.recent_output());
     }
     Ok(ArcusServer {
         child,
         _data_dir: data_dir,
-        target,
+        addr,
+        client,
     })
 }
+
+/// The app every bench function is deployed in.
+pub const APP: &str = "bench";
 
 impl ArcusServer {
     /// An error if the process has died (e.g. during a scenario).
     pub fn check_running(&mut self) -> Result<()> {
         self.child.check_running()
     }
-}
 
-/// `POST /apps`, `POST .../functions`, `PUT .../code`, `POST .../versions`, `PUT .../aliases/live`.
-async fn deploy_hello(addr: SocketAddr, token: &str, code: Bytes) -> Result<()> {
-    let client = arcus_client::Client::new(format!("http://{addr}"), Some(token.to_string()))?;
-    client
-        .create_app(&CreateApp {
-            name: "bench".into(),
-            description: "arcus-bench".into(),
-        })
-        .await?;
-    client
-        .create_function(
-            "bench",
-            &CreateFunction {
-                name: "hello".into(),
-                ..Default::default()
-            },
-        )
-        .await?;
-    client.upload_code("bench", "hello", code).await?;
-    let version = client
-        .publish_version("bench", "hello", &PublishVersion::default())
-        .await?;
-    client
-        .put_alias(
-            "bench",
-            "hello",
-            "live",
-            &PutAlias {
+    /// Deploys `code` as `bench/<spec.name>` through the REST API — `POST .../functions`,
+    /// `PUT .../code`, `POST .../versions`, `PUT .../aliases/live` — with no invocation,
+    /// and returns the function's `/fn` route answering `expected_body`.
+    pub async fn deploy(
+        &self,
+        spec: &CreateFunction,
+        code: Bytes,
+        expected_body: &'static [u8],
+    ) -> Result<Target> {
+        let name = spec.name.as_str();
+        let steps = async {
+            self.client.create_function(APP, spec).await?;
+            self.client.upload_code(APP, name, code).await?;
+            let version = self
+                .client
+                .publish_version(APP, name, &PublishVersion::default())
+                .await?;
+            let alias = PutAlias {
                 version: version.version,
                 canary: None,
-            },
-        )
-        .await?;
-    Ok(())
+            };
+            self.client.put_alias(APP, name, "live", &alias).await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = steps.await {
+            bail!(
+                "cannot deploy {APP}/{name}: {e:#}{}",
+                self.child.recent_output()
+            );
+        }
+        Target::new(self.addr, &format!("/fn/{APP}/{name}/"), expected_body)
+    }
+
+    /// Deploys the hello component as `bench/hello` and checks its answer.
+    pub async fn deploy_hello(&mut self, code: Bytes) -> Result<Target> {
+        let spec = CreateFunction {
+            name: "hello".into(),
+            ..Default::default()
+        };
+        let target = self.deploy(&spec, code, HELLO).await?;
+        if let Err(e) = load::verify("arcus", &target).await {
+            return Err(e.context(self.child.recent_output()));
+        }
+        Ok(target)
+    }
 }
 
 /// A running `wasmtime serve -Scli` of the hello component.

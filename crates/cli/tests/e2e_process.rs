@@ -415,7 +415,10 @@ async fn awslambdaric_works_unmodified() {
     assert_eq!(body["client"], "awslambdaric");
     assert_eq!(body["event"], json!({"a": [1, 2]}));
     assert_eq!(body["function_name"], "ok");
-    assert_eq!(body["arn"], "arn:aws:lambda:arcus-local:ric:function:ok:live");
+    assert_eq!(
+        body["arn"],
+        "arn:aws:lambda:arcus-local:ric:function:ok:live"
+    );
     assert_eq!(
         body["request_id"],
         headers["x-arcus-request-id"].to_str().unwrap()

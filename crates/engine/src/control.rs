@@ -86,6 +86,7 @@ impl Engine {
     pub async fn delete_function(&self, app: &str, name: &str) -> Result<()> {
         self.inner.store.delete_function(app, name).await?;
         self.inner.routes.invalidate(app, Some(name));
+        self.inner.activator.forget(app, name);
         Ok(())
     }
 

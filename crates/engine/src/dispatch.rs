@@ -130,16 +130,28 @@ impl Engine {
                 started_at,
             },
         );
+        let slot = self
+            .inner
+            .activator
+            .admit(
+                &target.app,
+                &target.function,
+                resolved.config.runtime,
+                &resolved.scaling,
+            )
+            .await?;
         if let Some(kind) = crate::process::kind(resolved.config.runtime) {
-            return self
+            let result = self
                 .invoke_process(target, resolved, kind, input, pending)
                 .await;
+            drop(slot);
+            return result;
         }
         let req = match input {
             Input::Http(req) => req,
             Input::Event(body) => event_request(body, trigger, &invocation_id),
         };
-        self.invoke_wasm(target, resolved, req, pending).await
+        self.invoke_wasm(target, resolved, req, pending, slot).await
     }
 
     async fn invoke_wasm(
@@ -148,6 +160,7 @@ impl Engine {
         resolved: Resolved,
         req: http::Request<Bytes>,
         mut pending: PendingRecord,
+        slot: crate::activator::Slot,
     ) -> Result<Invoked> {
         let (component, cold) = self.component(&resolved.sha256).await?;
         pending.record.cold_start = cold;
@@ -160,6 +173,8 @@ impl Engine {
             Ok(response) => {
                 pending.record.http_status = Some(response.status().as_u16());
                 tokio::spawn(async move {
+                    // The slot is held until the guest has finished, body included.
+                    let _slot = slot;
                     if let Ok(done) = inv.completion.await {
                         finish_wasm(pending, done);
                     }

@@ -3,6 +3,7 @@
 //! runs it in a runtime, the cache of loaded components, and the background writer of
 //! invocation records and logs.
 
+mod activator;
 pub mod apigw;
 pub mod autoscale;
 mod cache;
@@ -50,6 +51,7 @@ struct Inner {
     blobs: Arc<dyn BlobStore>,
     wasm: WasmRuntime,
     process: Option<ProcessRuntime>,
+    activator: activator::Activator,
     routes: cache::RouteCache,
     components: cache::ComponentCache,
     recorder: Recorder,
@@ -73,6 +75,7 @@ impl Engine {
                 blobs,
                 wasm,
                 process,
+                activator: activator::Activator::default(),
                 routes: cache::RouteCache::default(),
                 components: cache::ComponentCache::new(config.max_loaded_components),
                 recorder,

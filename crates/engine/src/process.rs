@@ -40,10 +40,8 @@ pub fn function_arn(app: &str, function: &str, qualifier: Option<&str>) -> Strin
 /// The pool limits of a function's scaling settings.
 pub(crate) fn pool_policy(s: &Scaling) -> PoolPolicy {
     PoolPolicy {
-        max_instances: s.max_instances,
         min_instances: s.min_instances,
         keep_alive: Duration::from_secs(u64::from(s.keep_alive_s)),
-        queue_timeout: Duration::from_millis(u64::from(s.queue_timeout_ms)),
     }
 }
 
@@ -248,7 +246,6 @@ fn outcome_response(
             format!("the function's process exited during the invocation: {m}"),
         )),
         ProcessOutcome::NoCapacity(m) => Err(Error::new(ErrorCode::NoCapacity, m.clone())),
-        ProcessOutcome::Throttled(m) => Err(Error::new(ErrorCode::Throttled, m.clone())),
         ProcessOutcome::Internal(m) => Err(Error::internal(m.clone())),
     }
 }
@@ -275,7 +272,6 @@ fn finish_record(mut pending: PendingRecord, done: ProcessCompletion) {
         ProcessOutcome::InitError { .. } => (InvocationStatus::Failed, Some(ErrorCode::InitError)),
         ProcessOutcome::OutOfMemory => (InvocationStatus::Failed, Some(ErrorCode::OutOfMemory)),
         ProcessOutcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
-        ProcessOutcome::Throttled(_) => (InvocationStatus::Failed, Some(ErrorCode::Throttled)),
         ProcessOutcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
     };
     r.status = status;

@@ -108,18 +108,15 @@ pub struct ProcessSpec {
     pub region: String,
 }
 
-/// Function-level limits of a pool. Not part of the spec: changing them keeps the
-/// function's warm instances.
+/// Function-level lifecycle settings of a pool. Not part of the spec: changing them keeps
+/// the function's warm instances. (How many invocations run at once is the engine's
+/// activator's business: each one here gets an instance.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolPolicy {
-    /// Most invocations (= instances, one each) of the spec at once; more wait in FIFO order.
-    pub max_instances: u32,
     /// Idle instances kept even past `keep_alive`.
     pub min_instances: u32,
     /// Idle time before an instance is stopped.
     pub keep_alive: Duration,
-    /// How long an invocation may wait for a free instance before `Throttled`.
-    pub queue_timeout: Duration,
 }
 
 /// One invocation's request.
@@ -177,8 +174,6 @@ pub enum ProcessOutcome {
     Crashed(String),
     /// No instance could be started within the node's limits.
     NoCapacity(String),
-    /// The function's own `max_instances` were all busy for the whole queue timeout.
-    Throttled(String),
     /// A host-side failure unrelated to the function.
     Internal(String),
 }
@@ -289,8 +284,6 @@ impl ProcessRuntime {
     }
 
     /// Runs one invocation on a warm instance of `spec`, starting one if none is idle.
-    /// Waits (FIFO, up to `policy.queue_timeout`) while `policy.max_instances`
-    /// invocations of `spec` run.
     pub async fn invoke(
         &self,
         spec: &ProcessSpec,

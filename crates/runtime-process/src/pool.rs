@@ -35,12 +35,6 @@ struct Idle {
     instance: Instance,
 }
 
-/// The FIFO gate of one spec: one permit per invocation that may run at once.
-struct Gate {
-    max: u32,
-    permits: Arc<Semaphore>,
-}
-
 /// Every pool of a node.
 pub(crate) struct Pools {
     config: ProcessConfig,
@@ -50,7 +44,6 @@ pub(crate) struct Pools {
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     busy: Mutex<HashMap<String, (ProcessSpec, Instant)>>,
-    gates: Mutex<HashMap<ProcessSpec, Gate>>,
     prepares: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
 }
 
@@ -73,7 +66,6 @@ impl Pools {
             runtime_dir,
             idle: Mutex::default(),
             busy: Mutex::default(),
-            gates: Mutex::default(),
             prepares: Mutex::default(),
         })
     }
@@ -184,54 +176,22 @@ impl Pools {
         self.ready_marker(sha256).exists() && self.code_dir(sha256).is_dir()
     }
 
-    /// The gate of `spec`, resized (replaced) when `max` changed.
-    fn gate(&self, spec: &ProcessSpec, max: u32) -> Arc<Semaphore> {
-        let mut gates = lock(&self.gates);
-        let gate = gates.entry(spec.clone()).or_insert_with(|| Gate {
-            max,
-            permits: Arc::new(Semaphore::new(max as usize)),
-        });
-        if gate.max != max {
-            *gate = Gate {
-                max,
-                permits: Arc::new(Semaphore::new(max as usize)),
-            };
-        }
-        gate.permits.clone()
-    }
-
     pub async fn invoke(
         &self,
         spec: &ProcessSpec,
         policy: &PoolPolicy,
         req: InvokeRequest,
     ) -> ProcessCompletion {
-        let failed = |outcome, logs| ProcessCompletion {
-            outcome,
-            logs,
-            duration: Duration::ZERO,
-            cold_start: false,
-            init_duration: None,
-            max_memory_mb: None,
-        };
-        let gate = self.gate(spec, policy.max_instances);
-        let Ok(Ok(_running)) =
-            tokio::time::timeout(policy.queue_timeout, gate.acquire_owned()).await
-        else {
-            let msg = format!(
-                "all {} instances of {} were busy for {} ms",
-                policy.max_instances,
-                spec.function_name,
-                policy.queue_timeout.as_millis()
-            );
-            return failed(ProcessOutcome::Throttled(msg), Vec::new());
-        };
         let (mut instance, cold, mut logs) = match self.checkout(spec).await {
             Ok(got) => got,
             Err(StartFailure { outcome, logs }) => {
                 return ProcessCompletion {
+                    outcome,
+                    logs,
+                    duration: Duration::ZERO,
                     cold_start: true,
-                    ..failed(outcome, logs)
+                    init_duration: None,
+                    max_memory_mb: None,
                 };
             }
         };

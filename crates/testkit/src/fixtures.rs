@@ -63,3 +63,62 @@ pub fn zip_dir(dir: &std::path::Path) -> Vec<u8> {
 pub fn handler_zip(runtime: &str) -> Vec<u8> {
     zip_dir(&handler_dir(runtime))
 }
+
+/// A zip of several parts, as one upload: each `(path, prefix)` adds the files under the
+/// directory `path` with names under `prefix` (`""` for the zip's root), or, when `path`
+/// is a file, that file named `prefix` (its own name when `prefix` is `""`). Unix modes
+/// are kept; symlinks are followed.
+pub fn zip_dirs(parts: &[(&std::path::Path, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    type Writer = zip::ZipWriter<std::io::Cursor<Vec<u8>>>;
+    fn add(w: &mut Writer, p: &std::path::Path, name: String) {
+        let meta = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .unix_permissions(meta.permissions().mode() & 0o777);
+        w.start_file(name, opts).expect("zip entry");
+        let data = std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+        w.write_all(&data).expect("zip write");
+    }
+    let mut w: Writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for &(root, prefix) in parts {
+        let prefix = prefix.trim_matches('/');
+        if root.is_file() {
+            let name = if prefix.is_empty() {
+                root.file_name()
+                    .expect("a file name")
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                prefix.to_string()
+            };
+            add(&mut w, root, name);
+            continue;
+        }
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let mut entries: Vec<_> = std::fs::read_dir(&d)
+                .unwrap_or_else(|e| panic!("read {}: {e}", d.display()))
+                .map(|e| e.expect("directory entry").path())
+                .collect();
+            entries.sort();
+            for p in entries {
+                if p.is_dir() {
+                    stack.push(p);
+                    continue;
+                }
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("under the root")
+                    .to_string_lossy();
+                let name = if prefix.is_empty() {
+                    rel.into_owned()
+                } else {
+                    format!("{prefix}/{rel}")
+                };
+                add(&mut w, &p, name);
+            }
+        }
+    }
+    w.finish().expect("finish zip").into_inner()
+}
