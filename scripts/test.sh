@@ -24,6 +24,10 @@ command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv python3-p
 [ -x /usr/bin/node ] || apt_install nodejs npm
 command -v bwrap >/dev/null 2>&1 || apt_install bubblewrap
 command -v slirp4netns >/dev/null 2>&1 || apt_install slirp4netns
+# The node-ric fixture (npm aws-lambda-ric) builds curl, aws-lambda-cpp and a node addon.
+for tool in cmake autoreconf automake libtoolize make g++; do
+  command -v "$tool" >/dev/null 2>&1 || { apt_install cmake autoconf automake libtool make g++; break; }
+done
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || { log "adding wasm32-wasip2"; rustup target add wasm32-wasip2; }
 command -v cargo-nextest >/dev/null 2>&1 || { log "installing cargo-nextest"; cargo install --locked cargo-nextest; }
 
