@@ -119,6 +119,25 @@ async fn python_handlers_follow_the_lambda_contract() {
     // The same process serves the next call: module state survives.
     let (_, _, second) = invoke(&node, "py/echo", json!({"n": 2})).await;
     assert_eq!(second["count"], 2);
+    let instances: Value = http()
+        .get(format!(
+            "{}/api/v1/apps/py/functions/echo/instances",
+            node.url()
+        ))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = instances["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{instances}");
+    assert_eq!(
+        (items[0]["version"].as_str(), items[0]["state"].as_str()),
+        (Some("1"), Some("idle"))
+    );
+    assert!(items[0]["cold_start_ms"].as_u64().is_some(), "{instances}");
 
     let lines = wait_logs(&node, "py/echo", &id).await;
     let text = lines.join("\n");

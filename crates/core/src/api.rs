@@ -394,6 +394,38 @@ impl UpdateFunction {
     }
 }
 
+/// State of an instance in `GET .../instances`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Warm, waiting for an invocation.
+    Idle,
+    /// Running an invocation.
+    Busy,
+}
+
+/// One warm instance of a function on this node: a process, or (wasm) a loaded component
+/// whose in-flight requests each run in a fresh instance of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceView {
+    /// Instance id (for wasm, the code's sha256).
+    pub id: String,
+    /// The version it runs (`$LATEST` for the draft of a process function, or every version
+    /// sharing the code for wasm).
+    pub version: String,
+    /// Idle or busy.
+    pub state: InstanceState,
+    /// Invocations running on it now.
+    pub in_flight: u32,
+    /// Milliseconds since it started.
+    pub age_ms: u64,
+    /// Milliseconds since its last invocation ended (0 while busy).
+    pub idle_ms: u64,
+    /// How long it took to start, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start_ms: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,6 +76,17 @@ impl Activator {
         }
     }
 
+    /// Invocations of `app/function` running now.
+    pub fn in_flight(&self, app: &str, function: &str) -> u32 {
+        let gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        gates
+            .get(&(app.to_string(), function.to_string()))
+            .map_or(0, |g| {
+                let free = u32::try_from(g.permits.available_permits()).unwrap_or(u32::MAX);
+                g.capacity.saturating_sub(free)
+            })
+    }
+
     /// Forgets a deleted function's gate.
     pub fn forget(&self, app: &str, function: &str) {
         let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());

@@ -128,6 +128,13 @@ impl ComponentCache {
         cell
     }
 
+    /// Whether the component of `sha` is loaded (without touching its recency).
+    pub fn is_loaded(&self, sha: &str) -> bool {
+        lock(&self.slots)
+            .get(sha)
+            .is_some_and(|s| s.cell.initialized())
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         lock(&self.slots).len()

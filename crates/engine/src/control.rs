@@ -1,7 +1,10 @@
 //! Control-plane operations: validated, stored, and reflected in the routing cache.
 
 use crate::Engine;
-use arcus_core::api::{CreateApp, CreateFunction, PublishVersion, PutAlias, UpdateFunction};
+use arcus_core::api::{
+    CreateApp, CreateFunction, InstanceState, InstanceView, PublishVersion, PutAlias,
+    UpdateFunction,
+};
 use arcus_core::model::{Alias, App, Function, Timestamp, Version};
 use arcus_core::names::{validate_alias, validate_name};
 use arcus_core::record::{InvocationRecord, LogLine};
@@ -215,6 +218,66 @@ impl Engine {
             .await?;
         self.inner.routes.invalidate(app, Some(name));
         Ok(a)
+    }
+
+    /// The function's warm instances on this node.
+    pub async fn instances(&self, app: &str, name: &str) -> Result<Vec<InstanceView>> {
+        let f = self.inner.store.get_function(app, name).await?;
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if f.config.runtime.is_process() {
+            let arn = crate::process::function_arn(app, name, None);
+            let Ok(rt) = self.process_runtime() else {
+                return Ok(Vec::new());
+            };
+            return Ok(rt
+                .instances()
+                .into_iter()
+                .filter(|i| i.function_arn == arn)
+                .map(|i| InstanceView {
+                    id: i.id,
+                    version: i.function_version,
+                    state: if i.busy {
+                        InstanceState::Busy
+                    } else {
+                        InstanceState::Idle
+                    },
+                    in_flight: u32::from(i.busy),
+                    age_ms: ms(i.age),
+                    idle_ms: ms(i.idle_for),
+                    cold_start_ms: i.init_duration.map(ms),
+                })
+                .collect());
+        }
+        // Wasm: one entry per loaded component of the draft or a version.
+        let mut shas: Vec<(String, String)> = f
+            .code
+            .iter()
+            .map(|c| (c.sha256.clone(), "draft".to_string()))
+            .collect();
+        for v in self.inner.store.list_versions(app, name).await? {
+            match shas.iter_mut().find(|(sha, _)| *sha == v.sha256) {
+                Some((_, label)) => label.push_str(&format!(",{}", v.version)),
+                None => shas.push((v.sha256.clone(), v.version.to_string())),
+            }
+        }
+        let in_flight = self.inner.activator.in_flight(app, name);
+        Ok(shas
+            .into_iter()
+            .filter(|(sha, _)| self.inner.components.is_loaded(sha))
+            .map(|(sha, version)| InstanceView {
+                id: sha,
+                version,
+                state: if in_flight > 0 {
+                    InstanceState::Busy
+                } else {
+                    InstanceState::Idle
+                },
+                in_flight,
+                age_ms: 0,
+                idle_ms: 0,
+                cold_start_ms: None,
+            })
+            .collect())
     }
 
     /// Recent invocation records of a function (checks that it exists).

@@ -4,7 +4,9 @@ use crate::AppState;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::invoke::function_response;
 use arcus_core::ErrorCode;
-use arcus_core::api::{CreateApp, CreateFunction, List, PublishVersion, PutAlias, UpdateFunction};
+use arcus_core::api::{
+    CreateApp, CreateFunction, InstanceView, List, PublishVersion, PutAlias, UpdateFunction,
+};
 use arcus_core::error::ErrorBody;
 use arcus_core::limits::{
     MAX_LIST_LIMIT, MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES, MAX_ZIP_CODE_BYTES,
@@ -391,5 +393,17 @@ pub async fn logs(
 ) -> Res<Json<List<LogLine>>> {
     Ok(Json(List {
         items: s.engine.logs(&app, &f, &q.into_query()?).await?,
+    }))
+}
+
+/// The function's warm instances on this node.
+#[utoipa::path(get, path = "/api/v1/apps/{app}/functions/{function}/instances", tag = "observability",
+    responses((status = 200, body = List<InstanceView>), (status = 404, body = ErrorBody)))]
+pub async fn instances(
+    State(s): State<AppState>,
+    ApiPath((app, f)): ApiPath<(String, String)>,
+) -> Res<Json<List<InstanceView>>> {
+    Ok(Json(List {
+        items: s.engine.instances(&app, &f).await?,
     }))
 }

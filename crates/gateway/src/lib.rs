@@ -83,6 +83,7 @@ fn api_router(state: AppState) -> Router<AppState> {
         .route(&format!("{fn_path}/invoke"), post(api::invoke))
         .route(&format!("{fn_path}/invocations"), get(api::invocations))
         .route(&format!("{fn_path}/logs"), get(api::logs))
+        .route(&format!("{fn_path}/instances"), get(api::instances))
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(state, require_token));
     Router::new()

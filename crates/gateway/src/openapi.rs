@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         api::create_function, api::list_functions, api::get_function, api::update_function, api::delete_function,
         api::put_code, api::publish, api::list_versions, api::get_version, api::delete_version,
         api::put_alias, api::list_aliases, api::get_alias, api::delete_alias, api::rollback_alias,
-        api::invoke, api::invocations, api::logs,
+        api::invoke, api::invocations, api::logs, api::instances,
     ),
     components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode)),
     modifiers(&BearerAuth),

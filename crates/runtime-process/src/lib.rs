@@ -229,8 +229,8 @@ pub struct ProcessRuntime {
 pub struct InstanceInfo {
     /// Instance id.
     pub id: String,
-    /// The spec's function name and version.
-    pub function_name: String,
+    /// The spec's function ARN (names the app and function).
+    pub function_arn: String,
     /// `AWS_LAMBDA_FUNCTION_VERSION` of the spec.
     pub function_version: String,
     /// `true` while an invocation runs on it.
@@ -239,6 +239,8 @@ pub struct InstanceInfo {
     pub age: Duration,
     /// Time since its last invocation ended (zero while busy).
     pub idle_for: Duration,
+    /// How long the instance took to start (its cold start).
+    pub init_duration: Option<Duration>,
 }
 
 impl ProcessRuntime {

@@ -35,6 +35,13 @@ struct Idle {
     instance: Instance,
 }
 
+/// What is known of an instance while it runs an invocation.
+struct Busy {
+    spec: ProcessSpec,
+    started: Instant,
+    init_duration: Option<Duration>,
+}
+
 /// Every pool of a node.
 pub(crate) struct Pools {
     config: ProcessConfig,
@@ -43,7 +50,7 @@ pub(crate) struct Pools {
     /// Slots for live instances (idle or busy).
     slots: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
-    busy: Mutex<HashMap<String, (ProcessSpec, Instant)>>,
+    busy: Mutex<HashMap<String, Busy>>,
     prepares: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
 }
 
@@ -195,7 +202,12 @@ impl Pools {
                 };
             }
         };
-        lock(&self.busy).insert(instance.id.clone(), (spec.clone(), Instant::now()));
+        let busy = Busy {
+            spec: spec.clone(),
+            started: instance.started,
+            init_duration: instance.init_duration,
+        };
+        lock(&self.busy).insert(instance.id.clone(), busy);
         logs.push(platform(format!(
             "START RequestId: {} Version: {}",
             req.request_id, spec.function_version
@@ -323,25 +335,23 @@ impl Pools {
             .iter()
             .map(|i| InstanceInfo {
                 id: i.instance.id.clone(),
-                function_name: i.spec.function_name.clone(),
+                function_arn: i.spec.function_arn.clone(),
                 function_version: i.spec.function_version.clone(),
                 busy: false,
                 age: now - i.instance.started,
                 idle_for: now - i.instance.last_used,
+                init_duration: i.instance.init_duration,
             })
             .collect();
-        out.extend(
-            lock(&self.busy)
-                .iter()
-                .map(|(id, (spec, since))| InstanceInfo {
-                    id: id.clone(),
-                    function_name: spec.function_name.clone(),
-                    function_version: spec.function_version.clone(),
-                    busy: true,
-                    age: now - *since,
-                    idle_for: Duration::ZERO,
-                }),
-        );
+        out.extend(lock(&self.busy).iter().map(|(id, b)| InstanceInfo {
+            id: id.clone(),
+            function_arn: b.spec.function_arn.clone(),
+            function_version: b.spec.function_version.clone(),
+            busy: true,
+            age: now - b.started,
+            idle_for: Duration::ZERO,
+            init_duration: b.init_duration,
+        }));
         out
     }
 
