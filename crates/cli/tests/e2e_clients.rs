@@ -14,8 +14,8 @@ use arcus_core::api::CreateFunction;
 use arcus_core::model::Runtime;
 use arcus_testkit::fixtures;
 use arcus_testkit::node::Node;
-use common::{bin, http};
-use serde_json::{Value, json};
+use common::{bin, invoke_api};
+use serde_json::json;
 use std::path::PathBuf;
 
 /// `tests/fixtures/` of the repository.
@@ -45,27 +45,6 @@ fn custom(name: &str, handler: &str) -> CreateFunction {
     }
 }
 
-async fn invoke(
-    node: &Node,
-    target: &str,
-    event: Value,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let (app, f) = target.split_once('/').unwrap();
-    let url = format!("{}/api/v1/apps/{app}/functions/{f}/invoke", node.url());
-    let resp = http()
-        .post(url)
-        .bearer_auth(node.token())
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, headers, body)
-}
-
 fn request_id(headers: &reqwest::header::HeaderMap) -> String {
     headers["x-arcus-request-id"].to_str().unwrap().to_string()
 }
@@ -78,7 +57,7 @@ async fn exercise(node: &Node, app: &str, function: &str, client: &str, error_ty
     let arn = format!("arn:aws:lambda:arcus-local:{app}:function:{function}:live");
 
     let event = json!({"a": [1, 2], "s": "ünïcode", "nested": {"k": null}});
-    let (status, headers, first) = invoke(node, &target, event.clone()).await;
+    let (status, headers, first) = invoke_api(node, &target, event.clone()).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["client"], client, "{first}");
     assert_eq!(first["event"], event);
@@ -87,7 +66,7 @@ async fn exercise(node: &Node, app: &str, function: &str, client: &str, error_ty
     assert_eq!(first["count"], 1, "{first}");
 
     // Warm: the same process answers the next event.
-    let (status, headers, second) = invoke(node, &target, json!({"n": 2})).await;
+    let (status, headers, second) = invoke_api(node, &target, json!({"n": 2})).await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["event"], json!({"n": 2}));
     assert_eq!(second["count"], 2, "a second process answered: {second}");
@@ -95,7 +74,7 @@ async fn exercise(node: &Node, app: &str, function: &str, client: &str, error_ty
     assert_ne!(second["request_id"], first["request_id"]);
 
     // A function error: a 502 with the error's type in the header.
-    let (status, headers, body) = invoke(node, &target, json!({"fail": true})).await;
+    let (status, headers, body) = invoke_api(node, &target, json!({"fail": true})).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "function_error", "{body}");
     let header = headers
@@ -106,7 +85,7 @@ async fn exercise(node: &Node, app: &str, function: &str, client: &str, error_ty
     assert!(message.contains("asked to fail"), "{body}");
 
     // The function still serves after its error.
-    let (status, _, after) = invoke(node, &target, json!({"n": 3})).await;
+    let (status, _, after) = invoke_api(node, &target, json!({"n": 3})).await;
     assert_eq!(status, 200, "{after}");
     assert_eq!(after["event"], json!({"n": 3}));
 }

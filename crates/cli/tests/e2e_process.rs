@@ -9,7 +9,7 @@ use arcus_core::api::CreateFunction;
 use arcus_core::model::Runtime;
 use arcus_testkit::fixtures;
 use arcus_testkit::node::Node;
-use common::{bin, http, poll};
+use common::{bin, http, invoke_api, poll};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -20,27 +20,6 @@ fn py(name: &str, handler: &str) -> CreateFunction {
         handler: Some(format!("app.{handler}")),
         ..Default::default()
     }
-}
-
-async fn invoke(
-    node: &Node,
-    target: &str,
-    event: Value,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let (app, f) = target.split_once('/').unwrap();
-    let url = format!("{}/api/v1/apps/{app}/functions/{f}/invoke", node.url());
-    let resp = http()
-        .post(url)
-        .bearer_auth(node.token())
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, headers, body)
 }
 
 async fn logs_of(node: &Node, target: &str, invocation: &str) -> Vec<Value> {
@@ -99,7 +78,7 @@ async fn python_handlers_follow_the_lambda_contract() {
     spec.memory_mb = Some(256);
     node.deploy_code("py", spec, code.clone()).await;
 
-    let (status, headers, first) = invoke(&node, "py/echo", json!({"n": 1})).await;
+    let (status, headers, first) = invoke_api(&node, "py/echo", json!({"n": 1})).await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["event"], json!({"n": 1}));
     assert_eq!(first["count"], 1);
@@ -117,7 +96,7 @@ async fn python_handlers_follow_the_lambda_contract() {
     assert_eq!(first["request_id"], id.as_str());
 
     // The same process serves the next call: module state survives.
-    let (_, _, second) = invoke(&node, "py/echo", json!({"n": 2})).await;
+    let (_, _, second) = invoke_api(&node, "py/echo", json!({"n": 2})).await;
     assert_eq!(second["count"], 2);
     let instances: Value = http()
         .get(format!(
@@ -230,7 +209,7 @@ async fn errors_timeouts_crashes_and_memory() {
         "{body}"
     );
 
-    let (status, headers, body) = invoke(&node, "bad/slow", json!({"s": 30})).await;
+    let (status, headers, body) = invoke_api(&node, "bad/slow", json!({"s": 30})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (504, Some("function_timeout")),
@@ -240,22 +219,22 @@ async fn errors_timeouts_crashes_and_memory() {
     let text = wait_logs(&node, "bad/slow", &id).await.join("\n");
     assert!(text.contains("Task timed out after 1.00 seconds"), "{text}");
     // The killed instance is replaced: the next call works.
-    let (status, _, body) = invoke(&node, "bad/slow", json!({"s": 0})).await;
+    let (status, _, body) = invoke_api(&node, "bad/slow", json!({"s": 0})).await;
     assert_eq!((status, body), (200, json!("slept")));
 
-    let (status, _, body) = invoke(&node, "bad/crash", json!({})).await;
+    let (status, _, body) = invoke_api(&node, "bad/crash", json!({})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (502, Some("function_error")),
         "{body}"
     );
-    let (status, _, body) = invoke(&node, "bad/hog", json!({"mb": 200})).await;
+    let (status, _, body) = invoke_api(&node, "bad/hog", json!({"mb": 200})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (502, Some("out_of_memory")),
         "{body}"
     );
-    let (status, _, body) = invoke(&node, "bad/hog", json!({"mb": 8})).await;
+    let (status, _, body) = invoke_api(&node, "bad/hog", json!({"mb": 8})).await;
     assert_eq!((status, body), (200, json!(8 * 1024 * 1024)));
 }
 
@@ -285,25 +264,25 @@ async fn node_and_custom_runtimes() {
     node.deploy_code("rt", custom, fixtures::handler_zip("custom"))
         .await;
 
-    let (status, _, body) = invoke(&node, "rt/async", json!({"k": "v"})).await;
+    let (status, _, body) = invoke_api(&node, "rt/async", json!({"k": "v"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["event"]["k"].as_str(), body["count"].as_i64()),
         (Some("v"), Some(1))
     );
     assert_eq!(body["functionName"], "async");
-    let (_, _, body) = invoke(&node, "rt/async", json!({})).await;
+    let (_, _, body) = invoke_api(&node, "rt/async", json!({})).await;
     assert_eq!(body["count"], 2);
-    let (_, _, body) = invoke(&node, "rt/cb", json!({"x": 1})).await;
+    let (_, _, body) = invoke_api(&node, "rt/cb", json!({"x": 1})).await;
     assert_eq!(body, json!({"viaCallback": true, "event": {"x": 1}}));
     let resp = http().put(node.fn_url("rt/web", "p")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "node saw PUT /p");
-    let (status, headers, _) = invoke(&node, "rt/fail", json!({})).await;
+    let (status, headers, _) = invoke_api(&node, "rt/fail", json!({})).await;
     assert_eq!(
         (status, headers["x-arcus-function-error"].to_str().unwrap()),
         (502, "TypeError")
     );
-    let (status, _, body) = invoke(&node, "rt/custom", json!({"c": 1})).await;
+    let (status, _, body) = invoke_api(&node, "rt/custom", json!({"c": 1})).await;
     assert_eq!(
         (status, body["custom"].as_bool()),
         (200, Some(true)),
@@ -330,7 +309,7 @@ async fn the_sandbox_holds_from_inside_a_function() {
         "write": ["/var/task/x", "/usr/x", "/etc/x", "/tmp/ok"],
         "connect": [node.addr().to_string(), format!("127.0.0.1:{host_port}")],
     });
-    let (status, _, out) = invoke(&node, "jail/probe", event).await;
+    let (status, _, out) = invoke_api(&node, "jail/probe", event).await;
     assert_eq!(status, 200, "{out}");
     assert_ne!(out["uid"], 0, "{out}");
     for path in ["arcus.db", "admin-token"] {
@@ -429,7 +408,7 @@ async fn awslambdaric_works_unmodified() {
         };
         node.deploy_code("ric", spec, zip.clone()).await;
     }
-    let (status, headers, body) = invoke(&node, "ric/ok", json!({"a": [1, 2]})).await;
+    let (status, headers, body) = invoke_api(&node, "ric/ok", json!({"a": [1, 2]})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["client"], "awslambdaric");
     assert_eq!(body["event"], json!({"a": [1, 2]}));
@@ -442,7 +421,7 @@ async fn awslambdaric_works_unmodified() {
         body["request_id"],
         headers["x-arcus-request-id"].to_str().unwrap()
     );
-    let (status, headers, body) = invoke(&node, "ric/fail", json!({})).await;
+    let (status, headers, body) = invoke_api(&node, "ric/fail", json!({})).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(headers["x-arcus-function-error"], "KeyError", "{body}");
 }
@@ -482,7 +461,7 @@ async fn init_failures_are_init_errors_and_do_not_affect_others() {
         ("init/syntax", "Runtime.UserCodeSyntaxError"),
         ("init/quits", "Runtime.ExitError"),
     ] {
-        let (status, headers, body) = invoke(&node, target, json!({})).await;
+        let (status, headers, body) = invoke_api(&node, target, json!({})).await;
         assert_eq!(status, 502, "{target}: {body}");
         assert_eq!(body["error"]["code"], "init_error", "{target}: {body}");
         let message = body["error"]["message"].as_str().unwrap();
@@ -503,7 +482,7 @@ async fn init_failures_are_init_errors_and_do_not_affect_others() {
             assert!(text.contains("giving up"), "{text}");
         }
     }
-    let (status, _, body) = invoke(&node, "init/fine", json!({})).await;
+    let (status, _, body) = invoke_api(&node, "init/fine", json!({})).await;
     assert_eq!((status, body), (200, json!("plain text")));
 }
 
@@ -528,7 +507,7 @@ async fn draft_and_restart() {
     assert_eq!(body["function_version"], "$LATEST");
 
     let node = node.restart();
-    let (status, _, body) = invoke(&node, "keep/echo", json!({"after": "restart"})).await;
+    let (status, _, body) = invoke_api(&node, "keep/echo", json!({"after": "restart"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["event"]["after"].as_str(), body["count"].as_i64()),
@@ -544,7 +523,7 @@ async fn draft_and_restart() {
     );
     std::fs::remove_dir_all(node.data_dir().join("process/code")).unwrap();
     let node = node.restart();
-    let (status, _, body) = invoke(&node, "keep/echo", json!({})).await;
+    let (status, _, body) = invoke_api(&node, "keep/echo", json!({})).await;
     assert_eq!(status, 200, "{body}");
 }
 
@@ -561,7 +540,7 @@ async fn concurrent_requests_queue_for_max_instances_and_throttle_past_the_timeo
     node.deploy_code("burst", spec, code.clone()).await;
     let calls = (0..50).map(|n| {
         let node = &node;
-        async move { invoke(node, "burst/echo", json!({"n": n})).await }
+        async move { invoke_api(node, "burst/echo", json!({"n": n})).await }
     });
     let results = futures::future::join_all(calls).await;
     for (n, (status, _, body)) in results.iter().enumerate() {
@@ -582,9 +561,9 @@ async fn concurrent_requests_queue_for_max_instances_and_throttle_past_the_timeo
         ..Default::default()
     });
     node.deploy_code("burst", one, code).await;
-    let (a, b) = tokio::join!(invoke(&node, "burst/slow", json!({"s": 2})), async {
+    let (a, b) = tokio::join!(invoke_api(&node, "burst/slow", json!({"s": 2})), async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        invoke(&node, "burst/slow", json!({"s": 0})).await
+        invoke_api(&node, "burst/slow", json!({"s": 0})).await
     });
     assert_eq!(a.0, 200, "{}", a.2);
     assert_eq!(

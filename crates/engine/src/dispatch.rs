@@ -8,7 +8,7 @@ use crate::control::wasm_error;
 use crate::recorder::PendingRecord;
 use arcus_core::model::{ExecConfig, Timestamp};
 use arcus_core::names::Qualifier;
-use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, TriggerKind};
+use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use arcus_core::scaling::Scaling;
 use arcus_core::{Error, ErrorCode, Result};
 use arcus_runtime_wasm::{
@@ -359,9 +359,7 @@ fn outcome_error(outcome: &Outcome, timeout_ms: u64) -> Error {
     }
 }
 
-fn finish_wasm(mut pending: PendingRecord, done: Completion) {
-    let r = &mut pending.record;
-    r.duration_us = u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX);
+fn finish_wasm(pending: PendingRecord, done: Completion) {
     let (status, code) = match &done.outcome {
         Outcome::Ok => (InvocationStatus::Succeeded, None),
         Outcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),
@@ -369,19 +367,9 @@ fn finish_wasm(mut pending: PendingRecord, done: Completion) {
         Outcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
         Outcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
     };
-    r.status = status;
-    r.error_code = code.map(|c| c.as_str().to_string());
-    let logs = done
+    let lines = done
         .logs
         .into_iter()
-        .map(|l| LogLine {
-            invocation_id: r.id.clone(),
-            app: r.app.clone(),
-            function: r.function.clone(),
-            stream: l.stream,
-            timestamp: l.timestamp,
-            message: l.message,
-        })
-        .collect();
-    pending.submit(logs);
+        .map(|l| (l.stream, l.timestamp, l.message));
+    pending.finish(done.duration, status, code, lines);
 }

@@ -6,7 +6,7 @@ use crate::apigw::{self, EventContext};
 use crate::dispatch::{FnBody, Input, Invoked, Resolved, Target, full_body};
 use crate::{Engine, recorder::PendingRecord};
 use arcus_core::model::{Network, Runtime};
-use arcus_core::record::{InvocationStatus, LogLine};
+use arcus_core::record::InvocationStatus;
 use arcus_core::scaling::Scaling;
 use arcus_core::{Error, ErrorCode, Result};
 use arcus_runtime_process::{
@@ -260,9 +260,7 @@ fn json_response(status: u16, payload: Bytes) -> http::Response<FnBody> {
     resp
 }
 
-fn finish_record(mut pending: PendingRecord, done: ProcessCompletion) {
-    let r = &mut pending.record;
-    r.duration_us = u64::try_from(done.duration.as_micros()).unwrap_or(u64::MAX);
+fn finish_record(pending: PendingRecord, done: ProcessCompletion) {
     let (status, code) = match &done.outcome {
         ProcessOutcome::Ok(_) => (InvocationStatus::Succeeded, None),
         ProcessOutcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),
@@ -274,19 +272,9 @@ fn finish_record(mut pending: PendingRecord, done: ProcessCompletion) {
         ProcessOutcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
         ProcessOutcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
     };
-    r.status = status;
-    r.error_code = code.map(|c| c.as_str().to_string());
-    let logs = done
+    let lines = done
         .logs
         .into_iter()
-        .map(|l| LogLine {
-            invocation_id: r.id.clone(),
-            app: r.app.clone(),
-            function: r.function.clone(),
-            stream: l.stream,
-            timestamp: l.timestamp,
-            message: l.message,
-        })
-        .collect();
-    pending.submit(logs);
+        .map(|l| (l.stream, l.timestamp, l.message));
+    pending.finish(done.duration, status, code, lines);
 }

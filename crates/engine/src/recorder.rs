@@ -1,6 +1,8 @@
 //! Background writer of invocation records and log lines, in batches, off the hot path.
 
-use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::ErrorCode;
+use arcus_core::model::Timestamp;
+use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, LogStream};
 use arcus_core::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,8 +66,30 @@ impl PendingRecord {
         Self { recorder, record }
     }
 
-    /// Queues the finished record with its log lines.
-    pub fn submit(self, logs: Vec<LogLine>) {
+    /// Completes the record with how the invocation ended and queues it with its log
+    /// lines (`(stream, timestamp, message)`).
+    pub fn finish(
+        mut self,
+        duration: Duration,
+        status: InvocationStatus,
+        code: Option<ErrorCode>,
+        lines: impl IntoIterator<Item = (LogStream, Timestamp, String)>,
+    ) {
+        let r = &mut self.record;
+        r.duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        r.status = status;
+        r.error_code = code.map(|c| c.as_str().to_string());
+        let logs = lines
+            .into_iter()
+            .map(|(stream, timestamp, message)| LogLine {
+                invocation_id: r.id.clone(),
+                app: r.app.clone(),
+                function: r.function.clone(),
+                stream,
+                timestamp,
+                message,
+            })
+            .collect();
         self.recorder.record(self.record, logs);
     }
 }

@@ -109,3 +109,26 @@ pub fn failed(out: &Output) -> String {
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// `POST /api/v1/apps/{app}/functions/{fn}/invoke` of `target` (`app/fn`) with a JSON
+/// event: the status, headers and body (JSON, or the text as a JSON string).
+pub async fn invoke_api(
+    node: &arcus_testkit::node::Node,
+    target: &str,
+    event: serde_json::Value,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let (app, f) = target.split_once('/').unwrap();
+    let url = format!("{}/api/v1/apps/{app}/functions/{f}/invoke", node.url());
+    let resp = http()
+        .post(url)
+        .bearer_auth(node.token())
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, headers, body)
+}
