@@ -3,6 +3,7 @@
 //! that name the key.
 
 use anyhow::{Context, Result, bail};
+use arcus_runtime_process::ProcessConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,74 +79,49 @@ pub struct Config {
     /// Loaded components kept in memory (default 256).
     pub max_loaded_components: usize,
     /// Process runtime settings.
-    pub process: ProcessSettings,
+    pub process: ProcessConfig,
 }
 
-/// Validated `[process]` settings.
-#[derive(Debug, Clone)]
-pub struct ProcessSettings {
-    /// python3 interpreter, resolved to the real binary.
-    pub python3: PathBuf,
-    /// node binary, resolved.
-    pub node: PathBuf,
-    /// bubblewrap binary.
-    pub bwrap: PathBuf,
-    /// slirp4netns binary.
-    pub slirp4netns: PathBuf,
-    /// Sandbox host uid.
-    pub sandbox_uid: u32,
-    /// Sandbox host gid.
-    pub sandbox_gid: u32,
-    /// /tmp size in MiB.
-    pub tmp_size_mb: u32,
-    /// pids limit.
-    pub pids_max: u32,
-    /// Live instances per node.
-    pub max_instances: usize,
-    /// Idle keep-alive.
-    pub idle_timeout: Duration,
-}
-
-impl ProcessSettings {
-    fn from_file(f: ProcessFileConfig) -> Result<Self> {
-        let sandbox_uid = f.sandbox_uid.unwrap_or(65534);
-        let sandbox_gid = f.sandbox_gid.unwrap_or(65534);
-        if sandbox_uid == 0 || sandbox_gid == 0 {
-            bail!(
-                "invalid `process.sandbox_uid`/`process.sandbox_gid`: functions never run as root (0)"
-            );
-        }
-        let tmp_size_mb = f.tmp_size_mb.unwrap_or(512);
-        if !(1..=10_240).contains(&tmp_size_mb) {
-            bail!("invalid `process.tmp_size_mb`: {tmp_size_mb} is not in 1..=10240");
-        }
-        let pids_max = f.pids_max.unwrap_or(256);
-        if !(8..=65_536).contains(&pids_max) {
-            bail!("invalid `process.pids_max`: {pids_max} is not in 8..=65536");
-        }
-        let max_instances = f.max_instances.unwrap_or(64);
-        if !(1..=10_000).contains(&max_instances) {
-            bail!("invalid `process.max_instances`: {max_instances} is not in 1..=10000");
-        }
-        let idle_timeout_s = f.idle_timeout_s.unwrap_or(300);
-        if !(1..=86_400).contains(&idle_timeout_s) {
-            bail!("invalid `process.idle_timeout_s`: {idle_timeout_s} is not in 1..=86400");
-        }
-        Ok(Self {
-            python3: real_binary("process.python3", f.python3, "/usr/bin/python3")?,
-            node: real_binary("process.node", f.node, "/usr/bin/node")?,
-            bwrap: f.bwrap.unwrap_or_else(|| "/usr/bin/bwrap".into()),
-            slirp4netns: f
-                .slirp4netns
-                .unwrap_or_else(|| "/usr/bin/slirp4netns".into()),
-            sandbox_uid,
-            sandbox_gid,
-            tmp_size_mb,
-            pids_max,
-            max_instances,
-            idle_timeout: Duration::from_secs(idle_timeout_s),
-        })
+/// Validates `[process]` into the runtime's config, its work dir under `data_dir`.
+fn process_config(f: ProcessFileConfig, data_dir: &std::path::Path) -> Result<ProcessConfig> {
+    let sandbox_uid = f.sandbox_uid.unwrap_or(65534);
+    let sandbox_gid = f.sandbox_gid.unwrap_or(65534);
+    if sandbox_uid == 0 || sandbox_gid == 0 {
+        bail!(
+            "invalid `process.sandbox_uid`/`process.sandbox_gid`: functions never run as root (0)"
+        );
     }
+    let tmp_size_mb = f.tmp_size_mb.unwrap_or(512);
+    if !(1..=10_240).contains(&tmp_size_mb) {
+        bail!("invalid `process.tmp_size_mb`: {tmp_size_mb} is not in 1..=10240");
+    }
+    let pids_max = f.pids_max.unwrap_or(256);
+    if !(8..=65_536).contains(&pids_max) {
+        bail!("invalid `process.pids_max`: {pids_max} is not in 8..=65536");
+    }
+    let max_instances = f.max_instances.unwrap_or(64);
+    if !(1..=10_000).contains(&max_instances) {
+        bail!("invalid `process.max_instances`: {max_instances} is not in 1..=10000");
+    }
+    let idle_timeout_s = f.idle_timeout_s.unwrap_or(300);
+    if !(1..=86_400).contains(&idle_timeout_s) {
+        bail!("invalid `process.idle_timeout_s`: {idle_timeout_s} is not in 1..=86400");
+    }
+    Ok(ProcessConfig {
+        work_dir: data_dir.join("process"),
+        python3: real_binary("process.python3", f.python3, "/usr/bin/python3")?,
+        node: real_binary("process.node", f.node, "/usr/bin/node")?,
+        bwrap: f.bwrap.unwrap_or_else(|| "/usr/bin/bwrap".into()),
+        slirp4netns: f
+            .slirp4netns
+            .unwrap_or_else(|| "/usr/bin/slirp4netns".into()),
+        sandbox_uid,
+        sandbox_gid,
+        tmp_size_mb,
+        pids_max,
+        max_instances,
+        idle_timeout: Duration::from_secs(idle_timeout_s),
+    })
 }
 
 /// Resolves an interpreter once to the binary it really is (following symlinks), and
@@ -220,22 +196,22 @@ impl Config {
                 "invalid `wasm.max_loaded_components`: {max_loaded_components} is not in 1..=100000"
             );
         }
-        let process = ProcessSettings::from_file(file.process)?;
+        let data_dir = o
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./arcus-data"));
         let admin_token = o.admin_token.filter(|t| !t.is_empty());
         if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
             bail!("invalid `ARCUS_ADMIN_TOKEN`: it must be at least 16 characters");
         }
         Ok(Self {
             listen,
-            data_dir: o
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./arcus-data")),
+            process: process_config(file.process, &data_dir)?,
+            data_dir,
             admin_token,
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             wasm_max_instances,
             max_loaded_components,
-            process,
         })
     }
 }

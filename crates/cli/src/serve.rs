@@ -5,7 +5,7 @@ use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
 use arcus_engine::{Engine, EngineConfig};
 use arcus_gateway::{AppState, Auth};
-use arcus_runtime_process::{ProcessConfig, ProcessRuntime};
+use arcus_runtime_process::ProcessRuntime;
 use arcus_runtime_wasm::{WasmConfig, WasmRuntime};
 use arcus_store::{LocalBlobStore, SqliteStore};
 use std::path::{Path, PathBuf};
@@ -63,7 +63,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut wasm_config = WasmConfig::new(data.join("artefacts"));
     wasm_config.max_instances = config.wasm_max_instances;
     let wasm = WasmRuntime::new(wasm_config)?;
-    let process = process_runtime(&config, data);
+    let process = process_runtime(&config);
     let engine = Engine::new(
         store,
         blobs,
@@ -106,21 +106,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 /// The process runtimes, or `None` (with the reason logged) when this host cannot
 /// sandbox processes; wasm functions work either way.
-fn process_runtime(config: &Config, data: &Path) -> Option<ProcessRuntime> {
-    let p = &config.process;
-    let built = ProcessRuntime::new(ProcessConfig {
-        work_dir: data.join("process"),
-        python3: p.python3.clone(),
-        node: p.node.clone(),
-        bwrap: p.bwrap.clone(),
-        slirp4netns: p.slirp4netns.clone(),
-        sandbox_uid: p.sandbox_uid,
-        sandbox_gid: p.sandbox_gid,
-        tmp_size_mb: p.tmp_size_mb,
-        pids_max: p.pids_max,
-        max_instances: p.max_instances,
-        idle_timeout: p.idle_timeout,
-    });
+fn process_runtime(config: &Config) -> Option<ProcessRuntime> {
+    let built = ProcessRuntime::new(config.process.clone());
     match built {
         Ok(rt) => {
             tracing::info!(cgroup = ?rt.support().cgroup, "process runtimes ready");

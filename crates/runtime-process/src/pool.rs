@@ -52,6 +52,8 @@ pub(crate) struct Pools {
     idle: Mutex<Vec<Idle>>,
     busy: Mutex<HashMap<String, Busy>>,
     prepares: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
+    /// Code known to be prepared, so warm invocations do not touch the disk.
+    ready: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Pools {
@@ -74,6 +76,7 @@ impl Pools {
             idle: Mutex::default(),
             busy: Mutex::default(),
             prepares: Mutex::default(),
+            ready: Mutex::default(),
         })
     }
 
@@ -180,7 +183,14 @@ impl Pools {
     }
 
     pub fn is_prepared(&self, sha256: &str) -> bool {
-        self.ready_marker(sha256).exists() && self.code_dir(sha256).is_dir()
+        if lock(&self.ready).contains(sha256) {
+            return true;
+        }
+        let on_disk = self.ready_marker(sha256).exists() && self.code_dir(sha256).is_dir();
+        if on_disk {
+            lock(&self.ready).insert(sha256.to_string());
+        }
+        on_disk
     }
 
     pub async fn invoke(
