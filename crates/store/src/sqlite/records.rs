@@ -4,8 +4,8 @@ use super::util::{col, corrupt, db, function_id, ts_from_db, ts_to_db, version_f
 use arcus_core::Result;
 use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, LogStream, TriggerKind};
 use arcus_core::store::RecordQuery;
-use sqlx::SqliteConnection;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{Sqlite, SqliteRow};
+use sqlx::{QueryBuilder, SqliteConnection};
 
 /// The number of rows a list returns when the query's `limit` is 0.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -58,33 +58,35 @@ fn log_from_row(row: &SqliteRow) -> Result<LogLine> {
     })
 }
 
-/// Inserts records with one statement, prepared once (sqlx caches it per connection)
-/// and executed per row inside the caller's transaction. A record whose id is already
-/// stored is skipped, so a retried batch does not fail.
+/// Rows per multi-row `INSERT` (SQLite allows 32,766 bound values per statement).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Inserts records inside the caller's transaction, many rows per statement so a batch
+/// costs a few round trips to SQLite's worker thread rather than one per row. A record
+/// whose id is already stored is skipped, so a retried batch does not fail.
 pub(super) async fn insert_invocations(
     conn: &mut SqliteConnection,
     records: &[InvocationRecord],
 ) -> Result<()> {
-    for r in records {
-        sqlx::query(
-            "INSERT INTO invocations (id, app, function, version, trigger_kind, status, \
-             error_code, http_status, duration_us, cold_start, started_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&r.id)
-        .bind(&r.app)
-        .bind(&r.function)
-        .bind(r.version.map(i64::from))
-        .bind(r.trigger.as_str())
-        .bind(r.status.as_str())
-        .bind(r.error_code.as_deref())
-        .bind(r.http_status.map(i64::from))
-        .bind(i64::try_from(r.duration_us).unwrap_or(i64::MAX))
-        .bind(r.cold_start)
-        .bind(ts_to_db(r.started_at))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO invocations ({INVOCATION_COLUMNS}) "
+        ));
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.id)
+                .push_bind(&r.app)
+                .push_bind(&r.function)
+                .push_bind(r.version.map(i64::from))
+                .push_bind(r.trigger.as_str())
+                .push_bind(r.status.as_str())
+                .push_bind(r.error_code.as_deref())
+                .push_bind(r.http_status.map(i64::from))
+                .push_bind(i64::try_from(r.duration_us).unwrap_or(i64::MAX))
+                .push_bind(r.cold_start)
+                .push_bind(ts_to_db(r.started_at));
+        });
+        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.build().execute(&mut *conn).await.map_err(db)?;
     }
     Ok(())
 }
@@ -92,20 +94,17 @@ pub(super) async fn insert_invocations(
 /// Inserts log lines like [`insert_invocations`]; they keep their order (the row id
 /// breaks timestamp ties).
 pub(super) async fn insert_logs(conn: &mut SqliteConnection, lines: &[LogLine]) -> Result<()> {
-    for l in lines {
-        sqlx::query(
-            "INSERT INTO logs (invocation_id, app, function, stream, ts, message) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&l.invocation_id)
-        .bind(&l.app)
-        .bind(&l.function)
-        .bind(l.stream.as_str())
-        .bind(ts_to_db(l.timestamp))
-        .bind(&l.message)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    for chunk in lines.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("INSERT INTO logs ({LOG_COLUMNS}) "));
+        q.push_values(chunk, |mut b, l| {
+            b.push_bind(&l.invocation_id)
+                .push_bind(&l.app)
+                .push_bind(&l.function)
+                .push_bind(l.stream.as_str())
+                .push_bind(ts_to_db(l.timestamp))
+                .push_bind(&l.message);
+        });
+        q.build().execute(&mut *conn).await.map_err(db)?;
     }
     Ok(())
 }

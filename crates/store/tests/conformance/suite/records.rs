@@ -69,20 +69,20 @@ pub async fn invocation_records(s: &dyn Store) {
         all
     );
 
-    // Limit 0 means 100.
-    let many: Vec<_> = (0..150)
+    // Limit 0 means 100. The batch is larger than one multi-row statement.
+    let many: Vec<_> = (0..600)
         .map(|i| invocation(&format!("m{i:03}"), "a", "f", 100 + i))
         .collect();
     s.insert_invocations(&many).await.unwrap();
     let page = s.list_invocations("a", "f", &query(None, 0)).await.unwrap();
     assert_eq!(page.len(), 100);
-    assert_eq!(page[0].id, "m149");
+    assert_eq!(page[0].id, "m599");
     assert_eq!(
         s.list_invocations("a", "f", &query(None, 1000))
             .await
             .unwrap()
             .len(),
-        154
+        604
     );
 }
 
@@ -143,6 +143,15 @@ pub async fn log_lines(s: &dyn Store) {
     s.insert_logs(&many).await.unwrap();
     let page = s.list_logs("a", "g", &query(None, 0)).await.unwrap();
     assert_eq!((page.len(), page[0].message.as_str()), (100, "m119"));
+
+    // One timestamp over more lines than one multi-row statement: insertion order holds.
+    let burst: Vec<_> = (0..700)
+        .map(|i| log("b", "a", "g", 500, &format!("b{i}")))
+        .collect();
+    s.insert_logs(&burst).await.unwrap();
+    let got = s.list_logs("a", "g", &query(Some("b"), 1000)).await.unwrap();
+    let want: Vec<String> = (0..700).rev().map(|i| format!("b{i}")).collect();
+    assert_eq!(messages(&got), want);
 }
 
 /// Settings: absent, put, overwrite.
