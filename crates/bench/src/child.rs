@@ -68,6 +68,11 @@ impl ChildGuard {
         }
     }
 
+    /// The subprocess's process id (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// An error if the subprocess has exited.
     pub fn check_running(&mut self) -> Result<()> {
         match self.child.try_wait() {

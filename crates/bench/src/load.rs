@@ -83,6 +83,23 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Stats of `latencies_ns` (any order) measured over `window`, with `errors` failures.
+    pub fn from_latencies(
+        mut latencies_ns: Vec<u64>,
+        errors: u64,
+        first_error: Option<String>,
+        window: Duration,
+    ) -> Self {
+        latencies_ns.sort_unstable();
+        Self {
+            requests: latencies_ns.len() as u64,
+            errors,
+            first_error,
+            window,
+            latencies_ns,
+        }
+    }
+
     /// Requests per second over the measured window.
     pub fn requests_per_sec(&self) -> f64 {
         let secs = self.window.as_secs_f64();
@@ -145,6 +162,15 @@ pub async fn send(
     sender: &mut SendRequest<Empty<Bytes>>,
     target: &Target,
 ) -> Result<(StatusCode, Bytes)> {
+    send_within(sender, target, REQUEST_TIMEOUT).await
+}
+
+/// Like [`send`] with the time limit `limit` (e.g. for requests that may queue).
+pub async fn send_within(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    target: &Target,
+    limit: Duration,
+) -> Result<(StatusCode, Bytes)> {
     let request = target.request()?;
     let exchange = async {
         sender.ready().await.context("connection closed")?;
@@ -161,7 +187,7 @@ pub async fn send(
             .to_bytes();
         anyhow::Ok((status, body))
     };
-    timeout(REQUEST_TIMEOUT, exchange)
+    timeout(limit, exchange)
         .await
         .context("request timed out")?
 }

@@ -2,7 +2,9 @@
 //! baselines measured in the same run — `wasmtime serve` of the same component and a
 //! minimal in-process hyper server answering the same text — and, for the process
 //! runtimes, python3 and node hello handlers cold and warm against the bare interpreters
-//! and a direct call of the handler ([`process`]).
+//! and a direct call of the handler ([`process`]); and the lifecycle scenarios of issue 5:
+//! scale-from-zero latency ([`cold`]), a burst of concurrent requests to a function at
+//! zero ([`burst`]) and thousands of deployed functions on one node ([`density`]).
 //!
 //! Every server is loaded by the same in-process load generator ([`load`]) at each
 //! requested number of concurrent keep-alive HTTP/1.1 connections, for a bounded time per
@@ -10,11 +12,16 @@
 //! each baseline. Machines here are shared and noisy, so only the ratios from one run mean
 //! much (design.md, conventions 8). See `docs/benchmarks.md`.
 
+mod burst;
 mod child;
+mod cold;
+mod density;
 mod load;
+mod node;
 mod process;
 mod report;
 mod servers;
+mod variant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
@@ -32,7 +39,11 @@ use std::time::Duration;
 )]
 struct Args {
     /// Which scenarios to run.
-    #[arg(long, value_delimiter = ',', default_value = "wasm,process")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "wasm,process,cold,burst,density"
+    )]
     scenarios: Vec<Scenario>,
     /// The `arcus` binary (build it with `cargo build --release -p arcus-cli`).
     #[arg(long, default_value = "target/release/arcus")]
@@ -50,7 +61,7 @@ struct Args {
     #[arg(long, default_value = "1", value_parser = parse_seconds)]
     warmup: Duration,
     /// Concurrent keep-alive connections, one scenario per value.
-    #[arg(long, value_delimiter = ',', default_value = "1,16", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64", value_parser = clap::value_parser!(u16).range(1..=1024))]
     connections: Vec<u16>,
     /// Worker threads of the load generator's runtime (1 = a current-thread runtime).
     #[arg(long, default_value = "1", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -58,9 +69,16 @@ struct Args {
     /// Worker threads of the in-process hyper server's runtime.
     #[arg(long, default_value = "2", value_parser = clap::value_parser!(u16).range(1..=64))]
     server_threads: u16,
-    /// Fresh functions (cold starts) and bare interpreter starts per process runtime.
+    /// Fresh functions (cold starts) and bare interpreter starts per process runtime; cold
+    /// requests after a reclaim per function (`cold`).
     #[arg(long, default_value = "10", value_parser = clap::value_parser!(u16).range(1..=100))]
     cold_runs: u16,
+    /// Concurrent requests of the `burst` scenario, one connection each.
+    #[arg(long, default_value = "200", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    burst_requests: u16,
+    /// Functions deployed by the `density` scenario.
+    #[arg(long, default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=20000))]
+    density_functions: u32,
     /// The python3 interpreter the node runs (its default) and the baselines use.
     #[arg(long, default_value = "/usr/bin/python3")]
     python3: PathBuf,
@@ -79,6 +97,13 @@ enum Scenario {
     Wasm,
     /// python3 and node hello handlers: cold and warm, against bare interpreters.
     Process,
+    /// Scale from zero: the first request after the node reclaimed the instance, wasm and
+    /// python3, against warm requests to the same function.
+    Cold,
+    /// 200 concurrent requests to a wasm function at zero (4 instances × 10), and to hyper.
+    Burst,
+    /// 10 000 deployed functions: RSS per function, 1000-function round robin.
+    Density,
 }
 
 /// Parses seconds (fractions allowed) in 0..=3600.
@@ -167,6 +192,23 @@ async fn run(args: Args) -> Result<()> {
         out.push_str(&report::render_process(&measured, args.markdown));
     }
 
+    let lifecycle = [Scenario::Cold, Scenario::Burst, Scenario::Density];
+    for scenario in lifecycle.into_iter().filter(|s| args.scenarios.contains(s)) {
+        let section = match run_lifecycle(&args, scenario, &mut arcus, &hyper.target).await {
+            Ok(section) => section,
+            Err(e) => {
+                // A dead server ends the run; another failure is reported with the rest.
+                arcus.check_running()?;
+                progress(&format!("{scenario:?} failed: {e:#}"));
+                format!("{scenario:?} scenario failed: {e:#}\n")
+            }
+        };
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&section);
+    }
+
     for note in &notes {
         println!("{note}");
         if args.markdown {
@@ -182,6 +224,53 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Runs one of issue 5's scenarios and renders its tables.
+async fn run_lifecycle(
+    args: &Args,
+    scenario: Scenario,
+    arcus: &mut servers::ArcusServer,
+    hyper: &Target,
+) -> Result<String> {
+    let component = read_component(args)?;
+    Ok(match scenario {
+        Scenario::Cold => {
+            let config = cold::Config {
+                component: component.into(),
+                runs: usize::from(args.cold_runs),
+                warm: LoadConfig {
+                    connections: 1,
+                    warmup: args.warmup,
+                    duration: args.duration,
+                },
+            };
+            let measured = cold::run(arcus, &config).await?;
+            cold::render(&measured, args.markdown)
+        }
+        Scenario::Burst => {
+            let requests = usize::from(args.burst_requests);
+            let (bursts, listed) = burst::run(arcus, hyper, &component, requests).await?;
+            burst::render(&bursts, listed, args.markdown)
+        }
+        Scenario::Density => {
+            let functions = usize::try_from(args.density_functions)?;
+            let measured = density::run(arcus, &component, functions).await?;
+            density::render(&measured, args.markdown)
+        }
+        Scenario::Wasm | Scenario::Process => String::new(),
+    })
+}
+
+/// The hello component's bytes.
+fn read_component(args: &Args) -> Result<Vec<u8>> {
+    let component = resolve(&args.component);
+    std::fs::read(&component).with_context(|| {
+        format!(
+            "cannot read the hello component {} (build it with tests/fixtures/build.sh)",
+            component.display()
+        )
+    })
+}
+
 /// The wasm scenarios: deploys hello, starts `wasmtime serve` if there is one (stopped on
 /// return), and loads arcus, wasmtime serve and hyper at each connection count.
 async fn run_wasm(
@@ -191,12 +280,7 @@ async fn run_wasm(
     notes: &mut Vec<String>,
 ) -> Result<Vec<Row>> {
     let component = resolve(&args.component);
-    let code = std::fs::read(&component).with_context(|| {
-        format!(
-            "cannot read the hello component {} (build it with tests/fixtures/build.sh)",
-            component.display()
-        )
-    })?;
+    let code = read_component(args)?;
     let wasmtime_bin = match &args.wasmtime_bin {
         Some(bin) if !bin.is_file() => bail!("no wasmtime binary at {}", bin.display()),
         Some(bin) => Some(bin.clone()),

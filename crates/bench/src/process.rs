@@ -171,19 +171,14 @@ async fn measure(
 ) -> Result<Measured> {
     let name = lang.name();
     let parts = lang.parts();
-    let code = Bytes::from(handler_zip(parts.file, parts.source)?);
+    let code = hello_zip(lang)?;
     progress(&format!(
         "deploying {} fresh {name} functions",
         config.cold_runs
     ));
     let mut fresh = Vec::with_capacity(config.cold_runs);
     for i in 0..config.cold_runs {
-        let spec = CreateFunction {
-            name: format!("{name}-{i}"),
-            runtime: Some(lang.runtime()),
-            handler: Some(parts.handler.into()),
-            ..Default::default()
-        };
+        let spec = hello_spec(lang, format!("{name}-{i}"));
         fresh.push(arcus.deploy(&spec, code.clone(), HELLO).await?);
     }
 
@@ -219,6 +214,22 @@ async fn measure(
     })
 }
 
+/// The function `name` running `lang`'s hello handler, with default settings.
+pub fn hello_spec(lang: Lang, name: String) -> CreateFunction {
+    CreateFunction {
+        name,
+        runtime: Some(lang.runtime()),
+        handler: Some(lang.parts().handler.into()),
+        ..Default::default()
+    }
+}
+
+/// `lang`'s hello handler zipped, as a user would upload it.
+pub fn hello_zip(lang: Lang) -> Result<Bytes> {
+    let parts = lang.parts();
+    Ok(Bytes::from(handler_zip(parts.file, parts.source)?))
+}
+
 /// A zip holding one handler file, as a user would upload it.
 fn handler_zip(file: &str, source: &str) -> Result<Vec<u8>> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -228,9 +239,10 @@ fn handler_zip(file: &str, source: &str) -> Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
-/// The first request to a fresh function, in ms: on an open connection, so the TCP
-/// connect is not counted; the answer must be the hello body.
-async fn first_request(target: &Target) -> Result<f64> {
+/// One request on a freshly opened connection, in ms (the TCP connect is not counted):
+/// the first request to a fresh function, or the first after its instance was reclaimed.
+/// The answer must be the hello body.
+pub async fn first_request(target: &Target) -> Result<f64> {
     let mut sender = load::connect(target.addr).await?;
     let start = Instant::now();
     let (status, body) = load::send(&mut sender, target).await?;

@@ -165,7 +165,7 @@ pub fn render_process(results: &[Measured], markdown: bool) -> String {
 }
 
 /// `met` if `value` is at most `limit`, else `missed`.
-fn verdict(value: Option<f64>, limit: f64) -> String {
+pub(crate) fn verdict(value: Option<f64>, limit: f64) -> String {
     match value {
         Some(v) if v <= limit => "met".into(),
         Some(_) => "missed".into(),
@@ -173,19 +173,23 @@ fn verdict(value: Option<f64>, limit: f64) -> String {
     }
 }
 
-fn fixed(value: Option<f64>, decimals: usize) -> String {
+/// `value` with `decimals` decimals, `-` if there is none.
+pub(crate) fn fixed(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
 }
 
-fn header(cells: &[&str]) -> Vec<String> {
+/// A header row from its cells.
+pub(crate) fn header(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| (*c).to_string()).collect()
 }
 
-fn latency(us: Option<f64>) -> String {
+/// A latency in whole µs, `-` if there is none.
+pub(crate) fn latency(us: Option<f64>) -> String {
     us.map_or_else(|| "-".into(), |us| format!("{us:.0}"))
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+/// `a ÷ b` as `1.23×`, `-` if either is missing or `b` is not positive.
+pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
         _ => "-".into(),
@@ -193,7 +197,7 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
 }
 
 /// Renders rows (the first is the header); text tables right-align all but the first column.
-fn table(rows: &[Vec<String>], markdown: bool) -> String {
+pub(crate) fn table(rows: &[Vec<String>], markdown: bool) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

@@ -4,7 +4,8 @@
 use crate::child::ChildGuard;
 use crate::load::{self, Target};
 use anyhow::{Context, Result, bail};
-use arcus_core::api::{CreateApp, CreateFunction, PublishVersion, PutAlias};
+use arcus_core::api::{CreateApp, CreateFunction, PublishVersion, PutAlias, UpdateFunction};
+use arcus_core::scaling::Scaling;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -29,15 +30,18 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 const MAX_ACCEPTS: usize = 1_000_000;
 
 /// A running `arcus serve` with an empty app `bench`; functions are deployed with
-/// [`ArcusServer::deploy`].
+/// [`ArcusServer::deploy`]; node-level queries (scaling, instances, RSS) are in
+/// [`crate::node`].
 #[derive(Debug)]
 pub struct ArcusServer {
     // Field order matters: the process goes before its data directory.
-    child: ChildGuard,
+    pub(crate) child: ChildGuard,
     _data_dir: tempfile::TempDir,
     /// Where the node listens (loopback).
     pub addr: SocketAddr,
-    client: arcus_client::Client,
+    pub(crate) client: arcus_client::Client,
+    /// The admin token, for the API calls the client has no method for.
+    pub(crate) token: String,
 }
 
 /// Starts `arcus serve` on a free loopback port with a fresh data dir and creates the app
@@ -94,7 +98,8 @@ pub async fn start_arcus(bin: &Path) -> Result<ArcusServer> {
     let token_path = data_dir.path().join("admin-token");
     let token = std::fs::read_to_string(&token_path)
         .with_context(|| format!("cannot read the admin token from {}", token_path.display()))?;
-    let client = arcus_client::Client::new(format!("http://{addr}"), Some(token.trim().into()))?;
+    let token = token.trim().to_string();
+    let client = arcus_client::Client::new(format!("http://{addr}"), Some(token.clone()))?;
     let app = CreateApp {
         name: APP.into(),
         description: "arcus-bench".into(),
@@ -107,6 +112,7 @@ pub async fn start_arcus(bin: &Path) -> Result<ArcusServer> {
         _data_dir: data_dir,
         addr,
         client,
+        token,
     })
 }
 
@@ -128,28 +134,32 @@ impl ArcusServer {
         code: Bytes,
         expected_body: &'static [u8],
     ) -> Result<Target> {
-        let name = spec.name.as_str();
-        let steps = async {
-            self.client.create_function(APP, spec).await?;
-            self.client.upload_code(APP, name, code).await?;
-            let version = self
-                .client
-                .publish_version(APP, name, &PublishVersion::default())
-                .await?;
-            let alias = PutAlias {
-                version: version.version,
-                canary: None,
-            };
-            self.client.put_alias(APP, name, "live", &alias).await?;
-            anyhow::Ok(())
-        };
-        if let Err(e) = steps.await {
+        self.deploy_in(APP, spec, None, code, expected_body).await
+    }
+
+    /// Like [`ArcusServer::deploy`] into `app`, with `scaling` (if any) set by
+    /// `PATCH .../functions/{fn}` right after the function is created, as `arcus fn scale`
+    /// does.
+    pub async fn deploy_in(
+        &self,
+        app: &str,
+        spec: &CreateFunction,
+        scaling: Option<Scaling>,
+        code: Bytes,
+        expected_body: &'static [u8],
+    ) -> Result<Target> {
+        if let Err(e) = deploy_steps(&self.client, app, spec, scaling, code).await {
             bail!(
-                "cannot deploy {APP}/{name}: {e:#}{}",
+                "cannot deploy {app}/{}: {e:#}{}",
+                spec.name,
                 self.child.recent_output()
             );
         }
-        Target::new(self.addr, &format!("/fn/{APP}/{name}/"), expected_body)
+        Target::new(
+            self.addr,
+            &format!("/fn/{app}/{}/", spec.name),
+            expected_body,
+        )
     }
 
     /// Deploys the hello component as `bench/hello` and checks its answer.
@@ -164,6 +174,36 @@ impl ArcusServer {
         }
         Ok(target)
     }
+}
+
+/// The API calls of a deployment (see [`ArcusServer::deploy_in`]); a free function so
+/// that spawned tasks can run it with a clone of the client.
+pub async fn deploy_steps(
+    client: &arcus_client::Client,
+    app: &str,
+    spec: &CreateFunction,
+    scaling: Option<Scaling>,
+    code: Bytes,
+) -> Result<()> {
+    let name = spec.name.as_str();
+    client.create_function(app, spec).await?;
+    if let Some(scaling) = scaling {
+        let body = UpdateFunction {
+            scaling: Some(scaling),
+            ..Default::default()
+        };
+        client.update_function(app, name, &body).await?;
+    }
+    client.upload_code(app, name, code).await?;
+    let version = client
+        .publish_version(app, name, &PublishVersion::default())
+        .await?;
+    let alias = PutAlias {
+        version: version.version,
+        canary: None,
+    };
+    client.put_alias(app, name, "live", &alias).await?;
+    Ok(())
 }
 
 /// A running `wasmtime serve -Scli` of the hello component.
