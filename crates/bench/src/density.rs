@@ -28,9 +28,14 @@ const VARIANTS: usize = 100;
 const DEPLOY_IN_FLIGHT: usize = 8;
 /// Longest the deployments may take before the scenario gives up.
 const DEPLOY_LIMIT: Duration = Duration::from_secs(30 * 60);
-/// Pause after the last deployment before the idle RSS is read (background work of
-/// the deployments settles).
-const SETTLE: Duration = Duration::from_secs(3);
+/// Interval of the RSS samples taken while the idle server settles.
+const SETTLE_INTERVAL: Duration = Duration::from_millis(500);
+/// Consecutive samples within [`SETTLE_TOLERANCE_KIB`] of each other that count as settled.
+const SETTLE_SAMPLES: usize = 4;
+/// How far settled samples may differ, KiB.
+const SETTLE_TOLERANCE_KIB: u64 = 1024;
+/// Longest wait for the RSS to settle; the last sample is used after that.
+const SETTLE_LIMIT: Duration = Duration::from_secs(20);
 /// Distinct functions invoked round robin.
 const ROUND_ROBIN: usize = 1000;
 /// Rounds over those functions.
@@ -82,13 +87,9 @@ pub async fn run(arcus: &mut ArcusServer, component: &[u8], functions: usize) ->
     ));
     // First one function per code blob (every blob stored and compiled), then the rest.
     let mut deploy = deploy_all(arcus, &codes, 0..variants, functions).await?;
-    tokio::time::sleep(SETTLE).await;
-    arcus.check_running()?;
-    let rss_blobs_kib = arcus.rss_kib()?;
+    let rss_blobs_kib = settled_rss(arcus).await?;
     deploy += deploy_all(arcus, &codes, variants..functions, functions).await?;
-    tokio::time::sleep(SETTLE).await;
-    arcus.check_running()?;
-    let rss_deployed_kib = arcus.rss_kib()?;
+    let rss_deployed_kib = settled_rss(arcus).await?;
     progress(&format!(
         "density: RSS {} MiB before, {} MiB with {functions} functions deployed",
         rss_before_kib / 1024,
@@ -106,6 +107,34 @@ pub async fn run(arcus: &mut ArcusServer, component: &[u8], functions: usize) ->
         rss_after_kib,
         rounds,
     })
+}
+
+/// The server's RSS once idle: sampled every [`SETTLE_INTERVAL`] until
+/// [`SETTLE_SAMPLES`] in a row lie within [`SETTLE_TOLERANCE_KIB`] (or [`SETTLE_LIMIT`]
+/// has passed), KiB.
+async fn settled_rss(arcus: &mut ArcusServer) -> Result<u64> {
+    let start = Instant::now();
+    let mut recent = std::collections::VecDeque::with_capacity(SETTLE_SAMPLES);
+    let max_samples = SETTLE_LIMIT.as_millis() / SETTLE_INTERVAL.as_millis() + 1;
+    for _ in 0..max_samples {
+        tokio::time::sleep(SETTLE_INTERVAL).await;
+        arcus.check_running()?;
+        if recent.len() == SETTLE_SAMPLES {
+            recent.pop_front();
+        }
+        recent.push_back(arcus.rss_kib()?);
+        let (lo, hi) = (recent.iter().min(), recent.iter().max());
+        if let (Some(lo), Some(hi)) = (lo, hi)
+            && recent.len() == SETTLE_SAMPLES
+            && hi - lo <= SETTLE_TOLERANCE_KIB
+        {
+            break;
+        }
+        if start.elapsed() >= SETTLE_LIMIT {
+            break;
+        }
+    }
+    recent.back().copied().context("no RSS sample")
 }
 
 /// The name of function `i`.
@@ -314,10 +343,11 @@ pub fn render(m: &Measured, markdown: bool) -> String {
     out.push_str(if markdown { "\n" } else { "" });
     let _ = writeln!(
         out,
-        "RSS = VmRSS of the arcus process, idle, read {} s after the last deployment of each phase: first one function per code blob ({} functions), then the rest. \
+        "RSS = VmRSS of the arcus process, idle, once {SETTLE_SAMPLES} samples {} ms apart lie within {SETTLE_TOLERANCE_KIB} KiB (at most {} s) after the last deployment of each phase: first one function per code blob ({} functions), then the rest. \
          KiB per function = (RSS all deployed − RSS before) ÷ functions; past the blobs = (RSS all deployed − RSS one per blob) ÷ the other {more} functions. \
          Round robin: one request to each function in turn on 1 keep-alive connection.",
-        SETTLE.as_secs(),
+        SETTLE_INTERVAL.as_millis(),
+        SETTLE_LIMIT.as_secs(),
         m.variants
     );
     out.push_str(&notes);
