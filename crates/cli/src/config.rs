@@ -61,6 +61,8 @@ pub struct WasmFileConfig {
     pub max_instances: Option<u32>,
     /// Loaded components kept in memory.
     pub max_loaded_components: Option<usize>,
+    /// MiB the running wasm instances may hold at once (each counts its `memory_mb`).
+    pub memory_budget_mb: Option<u32>,
 }
 
 /// Validated configuration of `arcus serve`.
@@ -78,6 +80,8 @@ pub struct Config {
     pub wasm_max_instances: u32,
     /// Loaded components kept in memory (default 256).
     pub max_loaded_components: usize,
+    /// MiB running wasm instances may hold at once (default 16384).
+    pub wasm_memory_budget_mb: u32,
     /// Process runtime settings.
     pub process: ProcessConfig,
 }
@@ -196,6 +200,15 @@ impl Config {
                 "invalid `wasm.max_loaded_components`: {max_loaded_components} is not in 1..=100000"
             );
         }
+        let wasm_memory_budget_mb = file
+            .wasm
+            .memory_budget_mb
+            .unwrap_or(arcus_engine::DEFAULT_WASM_MEMORY_BUDGET_MB);
+        if !(16..=16 << 20).contains(&wasm_memory_budget_mb) {
+            bail!(
+                "invalid `wasm.memory_budget_mb`: {wasm_memory_budget_mb} is not in 16..=16777216"
+            );
+        }
         let data_dir = o
             .data_dir
             .or(file.data_dir)
@@ -212,6 +225,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(shutdown_grace_s),
             wasm_max_instances,
             max_loaded_components,
+            wasm_memory_budget_mb,
         })
     }
 }

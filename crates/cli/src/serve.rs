@@ -72,6 +72,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         EngineConfig {
             max_loaded_components: config.max_loaded_components,
             protected_addrs: vec![addr],
+            wasm_memory_budget_mb: config.wasm_memory_budget_mb,
         },
     );
     let app = arcus_gateway::router(AppState {

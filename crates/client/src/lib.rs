@@ -19,7 +19,10 @@ mod invoke;
 pub use error::ClientError;
 pub use invoke::InvokeResponse;
 
-use arcus_core::api::{CreateApp, CreateFunction, List, PublishVersion, PutAlias, UpdateFunction};
+use arcus_core::api::{
+    CreateApp, CreateFunction, InstanceView, List, PublishVersion, PutAlias, UpdateApp,
+    UpdateFunction,
+};
 use arcus_core::error::ErrorBody;
 use arcus_core::model::{Alias, App, Function, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
@@ -124,6 +127,12 @@ impl Client {
     pub async fn get_app(&self, app: &str) -> Result<App> {
         let url = self.url(&["apps", app])?;
         self.json(self.request(Method::GET, url)).await
+    }
+
+    /// `PATCH /apps/{app}`: description and quotas.
+    pub async fn update_app(&self, app: &str, body: &UpdateApp) -> Result<App> {
+        let url = self.url(&["apps", app])?;
+        self.json(self.request(Method::PATCH, url).json(body)).await
     }
 
     /// `DELETE /apps/{app}?force=...`; with `force` the app's functions go too.
@@ -310,6 +319,12 @@ impl Client {
             reason: format!("cannot serialise the event: {e}"),
         })?;
         self.invoke(app, function, qualifier, body).await
+    }
+
+    /// `GET /apps/{app}/functions/{fn}/instances`: the function's warm instances.
+    pub async fn list_instances(&self, app: &str, function: &str) -> Result<Vec<InstanceView>> {
+        let url = self.url(&["apps", app, "functions", function, "instances"])?;
+        self.list(self.request(Method::GET, url)).await
     }
 
     /// `GET .../invocations[?limit=N]`: recent invocation records, newest first.

@@ -4,7 +4,7 @@ use crate::limits::*;
 use crate::model::{
     AliasTarget, App, Canary, ExecConfig, FunctionErrorCode, FunctionMeta, Network, Runtime,
 };
-use crate::scaling::Scaling;
+use crate::scaling::{AppQuotas, Scaling};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +19,19 @@ pub struct CreateApp {
     /// Free text.
     #[serde(default)]
     pub description: String,
+}
+
+/// `PATCH /apps/{app}`: fields present are replaced. (Quotas are set here; a new app
+/// has none.)
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApp {
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The app's quotas (replaced as a whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<AppQuotas>,
 }
 
 /// `POST /apps/{app}/functions`.

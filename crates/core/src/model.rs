@@ -59,6 +59,9 @@ pub struct App {
     pub name: String,
     /// Free text.
     pub description: String,
+    /// Limits on what the app's functions run at once.
+    #[serde(default)]
+    pub quotas: crate::scaling::AppQuotas,
     /// When the app was created.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]

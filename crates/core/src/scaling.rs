@@ -26,6 +26,50 @@ pub const DEFAULT_QUEUE_TIMEOUT_MS: u32 = 10_000;
 /// Largest `queue_timeout_ms` (the largest function timeout).
 pub const MAX_QUEUE_TIMEOUT_MS: u32 = 900_000;
 
+/// Largest `max_instances` of an app quota.
+pub const MAX_APP_INSTANCES: u32 = 100_000;
+/// Largest `max_memory_mb` of an app quota (10 TiB).
+pub const MAX_APP_MEMORY_MB: u32 = 10 << 20;
+
+/// Per-app limits on what the app's functions run at once on a node: each running
+/// invocation occupies one instance (a fresh wasm instance, or a process) and its
+/// function's `memory_mb`. Unset means unlimited. Past a quota, invocations queue like
+/// past a function's `max_instances`, then get 429 `throttled`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppQuotas {
+    /// Most instances running at once across the app's functions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<u32>,
+    /// Most memory, in MiB, of the instances running at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u32>,
+}
+
+impl AppQuotas {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        if self
+            .max_instances
+            .is_some_and(|n| n == 0 || n > MAX_APP_INSTANCES)
+        {
+            return Err(Error::invalid(format!(
+                "quotas.max_instances must be between 1 and {MAX_APP_INSTANCES}"
+            )));
+        }
+        if self
+            .max_memory_mb
+            .is_some_and(|m| !(crate::limits::MIN_WASM_MEMORY_MB..=MAX_APP_MEMORY_MB).contains(&m))
+        {
+            return Err(Error::invalid(format!(
+                "quotas.max_memory_mb must be between {} and {MAX_APP_MEMORY_MB}",
+                crate::limits::MIN_WASM_MEMORY_MB
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// How a function scales. Every field has a documented default (`docs/limits.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -127,6 +171,23 @@ impl Scaling {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn app_quotas_validate_their_ranges() {
+        assert!(AppQuotas::default().validate().is_ok());
+        let q: AppQuotas = serde_json::from_str(r#"{"max_instances": 4}"#).unwrap();
+        assert_eq!((q.max_instances, q.max_memory_mb), (Some(4), None));
+        assert!(q.validate().is_ok());
+        for bad in [
+            r#"{"max_instances": 0}"#,
+            r#"{"max_memory_mb": 1}"#,
+            r#"{"max_memory_mb": 4294967295}"#,
+        ] {
+            let q: AppQuotas = serde_json::from_str(bad).unwrap();
+            assert!(q.validate().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_str::<AppQuotas>(r#"{"instances": 2}"#).is_err());
+    }
 
     #[test]
     fn defaults_and_runtime_concurrency() {

@@ -24,6 +24,8 @@ pub struct RecordQuery {
 pub trait Store: Send + Sync + 'static {
     /// Creates an app; `already_exists` if the name is taken.
     async fn create_app(&self, app: &App) -> Result<()>;
+    /// Replaces an app's description and quotas; `app_not_found` if absent.
+    async fn update_app(&self, app: &App) -> Result<()>;
     /// Reads an app; `app_not_found` if absent.
     async fn get_app(&self, name: &str) -> Result<App>;
     /// Lists apps by name.

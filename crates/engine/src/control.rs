@@ -2,7 +2,7 @@
 
 use crate::Engine;
 use arcus_core::api::{
-    CreateApp, CreateFunction, InstanceState, InstanceView, PublishVersion, PutAlias,
+    CreateApp, CreateFunction, InstanceState, InstanceView, PublishVersion, PutAlias, UpdateApp,
     UpdateFunction,
 };
 use arcus_core::model::{Alias, App, Function, Timestamp, Version};
@@ -39,9 +39,28 @@ impl Engine {
         let app = App {
             name: req.name,
             description: req.description,
+            quotas: Default::default(),
             created_at: now(),
         };
         self.inner.store.create_app(&app).await?;
+        Ok(app)
+    }
+
+    /// Changes an app's description or quotas; quotas apply to the next invocations.
+    pub async fn update_app(&self, name: &str, req: UpdateApp) -> Result<App> {
+        let mut app = self.inner.store.get_app(name).await?;
+        if let Some(description) = req.description {
+            if description.len() > arcus_core::limits::MAX_DESCRIPTION_BYTES {
+                return Err(Error::invalid("description is too long"));
+            }
+            app.description = description;
+        }
+        if let Some(quotas) = req.quotas {
+            quotas.validate()?;
+            app.quotas = quotas;
+        }
+        self.inner.store.update_app(&app).await?;
+        self.inner.routes.invalidate(name, None);
         Ok(app)
     }
 
@@ -145,8 +164,8 @@ impl Engine {
             .store
             .publish_version(app, name, &req.description, now())
             .await?;
+        let f = self.inner.store.get_function(app, name).await?;
         if let Some(kind) = crate::process::kind(v.config.runtime) {
-            let f = self.inner.store.get_function(app, name).await?;
             let target = crate::Target {
                 app: app.to_string(),
                 function: name.to_string(),
@@ -166,10 +185,12 @@ impl Engine {
             });
             return Ok(v);
         }
+        // Wasm: load the component now (it then idles out after keep-alive, unless
+        // `min_instances` pins it).
         let this = self.clone();
         let sha = v.sha256.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.component(&sha).await {
+            if let Err(e) = this.component(&sha, &f.meta.scaling).await {
                 tracing::warn!(%sha, "pre-warm failed: {e}");
             }
         });
@@ -260,22 +281,23 @@ impl Engine {
                 None => shas.push((v.sha256.clone(), v.version.to_string())),
             }
         }
-        let in_flight = self.inner.activator.in_flight(app, name);
         Ok(shas
             .into_iter()
-            .filter(|(sha, _)| self.inner.components.is_loaded(sha))
-            .map(|(sha, version)| InstanceView {
-                id: sha,
-                version,
-                state: if in_flight > 0 {
-                    InstanceState::Busy
-                } else {
-                    InstanceState::Idle
-                },
-                in_flight,
-                age_ms: 0,
-                idle_ms: 0,
-                cold_start_ms: None,
+            .filter_map(|(sha, version)| {
+                let c = self.inner.components.state(&sha)?;
+                Some(InstanceView {
+                    id: sha,
+                    version,
+                    state: if c.in_flight > 0 {
+                        InstanceState::Busy
+                    } else {
+                        InstanceState::Idle
+                    },
+                    in_flight: c.in_flight,
+                    age_ms: ms(c.age),
+                    idle_ms: ms(c.idle_for),
+                    cold_start_ms: Some(ms(c.load_time)),
+                })
             })
             .collect())
     }

@@ -3,7 +3,8 @@
 //! recorder.
 
 use crate::Engine;
-use crate::cache::Route;
+use crate::activator::Demand;
+use crate::cache::{Lease, Loaded, Route, Usage};
 use crate::control::wasm_error;
 use crate::recorder::PendingRecord;
 use arcus_core::model::{ExecConfig, Timestamp};
@@ -133,12 +134,14 @@ impl Engine {
         let slot = self
             .inner
             .activator
-            .admit(
-                &target.app,
-                &target.function,
-                resolved.config.runtime,
-                &resolved.scaling,
-            )
+            .admit(Demand {
+                app: &target.app,
+                function: &target.function,
+                runtime: resolved.config.runtime,
+                memory_mb: resolved.config.memory_mb,
+                scaling: &resolved.scaling,
+                quotas: &route.quotas,
+            })
             .await?;
         if let Some(kind) = crate::process::kind(resolved.config.runtime) {
             let result = self
@@ -162,7 +165,7 @@ impl Engine {
         mut pending: PendingRecord,
         slot: crate::activator::Slot,
     ) -> Result<Invoked> {
-        let (component, cold) = self.component(&resolved.sha256).await?;
+        let (component, cold, lease) = self.component(&resolved.sha256, &resolved.scaling).await?;
         pending.record.cold_start = cold;
         let spec = self.spec(target, &resolved);
         let timeout_ms = resolved.config.timeout_ms;
@@ -173,8 +176,9 @@ impl Engine {
             Ok(response) => {
                 pending.record.http_status = Some(response.status().as_u16());
                 tokio::spawn(async move {
-                    // The slot is held until the guest has finished, body included.
-                    let _slot = slot;
+                    // The slot and the lease are held until the guest has finished, body
+                    // included.
+                    let _held = (slot, lease);
                     if let Ok(done) = inv.completion.await {
                         finish_wasm(pending, done);
                     }
@@ -217,7 +221,8 @@ impl Engine {
             .into_iter()
             .map(|a| (a.name, a.target))
             .collect();
-        let route = Arc::new(Route::new(f, aliases));
+        let quotas = store.get_app(app).await?.quotas;
+        let route = Arc::new(Route::new(f, aliases, quotas));
         self.inner
             .routes
             .insert_if_current(app, function, route.clone(), generation);
@@ -278,13 +283,23 @@ impl Engine {
     }
 
     /// The loaded component for a code hash, loading (and compiling if needed) at most once
-    /// concurrently; `true` when this call had to load it (a cold start).
-    pub(crate) async fn component(&self, sha: &str) -> Result<(Arc<LoadedComponent>, bool)> {
-        let cell = self.inner.components.cell(sha);
+    /// concurrently, with a lease to hold while it runs; `true` when this call had to load
+    /// it (a cold start).
+    pub(crate) async fn component(
+        &self,
+        sha: &str,
+        scaling: &Scaling,
+    ) -> Result<(Arc<LoadedComponent>, bool, Lease)> {
+        let usage = Usage {
+            keep_alive: Duration::from_secs(u64::from(scaling.keep_alive_s)),
+            pinned: scaling.min_instances > 0,
+        };
+        let (cell, lease) = self.inner.components.checkout(sha, usage);
         let mut cold = false;
-        let c = cell
+        let loaded = cell
             .get_or_try_init(|| async {
                 cold = true;
+                let started = tokio::time::Instant::now();
                 let blobs = self.inner.blobs.clone();
                 let key = sha.to_string();
                 let (c, source) = self
@@ -301,10 +316,14 @@ impl Engine {
                 if source == LoadSource::Compiled {
                     tracing::info!(%sha, "compiled component (no artefact was cached)");
                 }
-                Ok::<_, Error>(c)
+                Ok::<_, Error>(Loaded {
+                    component: c,
+                    loaded_at: tokio::time::Instant::now(),
+                    load_time: started.elapsed(),
+                })
             })
             .await?;
-        Ok((c.clone(), cold))
+        Ok((loaded.component.clone(), cold, lease))
     }
 
     fn spec(&self, target: &Target, r: &Resolved) -> InvokeSpec {

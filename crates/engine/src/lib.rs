@@ -9,6 +9,7 @@ pub mod autoscale;
 mod cache;
 mod control;
 mod dispatch;
+mod lifecycle;
 mod process;
 mod recorder;
 
@@ -22,6 +23,9 @@ use arcus_runtime_wasm::WasmRuntime;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Default [`EngineConfig::wasm_memory_budget_mb`]: 16 GiB.
+pub const DEFAULT_WASM_MEMORY_BUDGET_MB: u32 = 16 * 1024;
+
 /// Settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -29,6 +33,9 @@ pub struct EngineConfig {
     pub max_loaded_components: usize,
     /// Addresses of the node (and its services) that functions may never reach.
     pub protected_addrs: Vec<SocketAddr>,
+    /// MiB the node's running wasm instances may hold at once (each counts its
+    /// function's `memory_mb`); past it requests queue, then get 503 `no_capacity`.
+    pub wasm_memory_budget_mb: u32,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +43,7 @@ impl Default for EngineConfig {
         Self {
             max_loaded_components: 256,
             protected_addrs: Vec::new(),
+            wasm_memory_budget_mb: DEFAULT_WASM_MEMORY_BUDGET_MB,
         }
     }
 }
@@ -69,19 +77,19 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let recorder = Recorder::start(store.clone());
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                blobs,
-                wasm,
-                process,
-                activator: activator::Activator::default(),
-                routes: cache::RouteCache::default(),
-                components: cache::ComponentCache::new(config.max_loaded_components),
-                recorder,
-                protected: Arc::new(config.protected_addrs),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            store,
+            blobs,
+            wasm,
+            process,
+            activator: activator::Activator::new(config.wasm_memory_budget_mb),
+            routes: cache::RouteCache::default(),
+            components: cache::ComponentCache::new(config.max_loaded_components),
+            recorder,
+            protected: Arc::new(config.protected_addrs),
+        });
+        lifecycle::start(&inner);
+        Self { inner }
     }
 
     /// The metadata store.

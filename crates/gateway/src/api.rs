@@ -5,7 +5,8 @@ use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::invoke::function_response;
 use arcus_core::ErrorCode;
 use arcus_core::api::{
-    CreateApp, CreateFunction, InstanceView, List, PublishVersion, PutAlias, UpdateFunction,
+    CreateApp, CreateFunction, InstanceView, List, PublishVersion, PutAlias, UpdateApp,
+    UpdateFunction,
 };
 use arcus_core::error::ErrorBody;
 use arcus_core::limits::{
@@ -88,6 +89,17 @@ pub async fn list_apps(State(s): State<AppState>) -> Res<Json<List<App>>> {
     responses((status = 200, body = App), (status = 404, body = ErrorBody)))]
 pub async fn get_app(State(s): State<AppState>, ApiPath(app): ApiPath<String>) -> Res<Json<App>> {
     Ok(Json(s.engine.store().get_app(&app).await?))
+}
+
+/// Changes an app's description or quotas.
+#[utoipa::path(patch, path = "/api/v1/apps/{app}", tag = "apps", request_body = UpdateApp,
+    responses((status = 200, body = App), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_app(
+    State(s): State<AppState>,
+    ApiPath(app): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateApp>,
+) -> Res<Json<App>> {
+    Ok(Json(s.engine.update_app(&app, req).await?))
 }
 
 /// Deletes an app; with functions only when `force=true`.

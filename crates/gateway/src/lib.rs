@@ -45,7 +45,9 @@ fn api_router(state: AppState) -> Router<AppState> {
         .route("/api/v1/apps", post(api::create_app).get(api::list_apps))
         .route(
             "/api/v1/apps/{app}",
-            get(api::get_app).delete(api::delete_app),
+            get(api::get_app)
+                .patch(api::update_app)
+                .delete(api::delete_app),
         )
         .route(
             "/api/v1/apps/{app}/functions",

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 #[openapi(
     info(title = "Arcus API", description = "Control plane and invoke API of an Arcus node."),
     paths(
-        api::create_app, api::list_apps, api::get_app, api::delete_app,
+        api::create_app, api::list_apps, api::get_app, api::update_app, api::delete_app,
         api::create_function, api::list_functions, api::get_function, api::update_function, api::delete_function,
         api::put_code, api::publish, api::list_versions, api::get_version, api::delete_version,
         api::put_alias, api::list_aliases, api::get_alias, api::delete_alias, api::rollback_alias,

@@ -301,6 +301,19 @@ impl ProcessRuntime {
         self.inner.prewarm(spec, policy).await;
     }
 
+    /// Live instances (idle or busy) of the function with this ARN (unqualified).
+    pub fn live_instances(&self, function_arn: &str) -> u32 {
+        self.inner.live(function_arn)
+    }
+
+    /// Sets the instances the autoscaler wants for a function: that many idle ones are
+    /// kept past keep-alive, and with `start_missing` missing ones start now in free
+    /// slots. (Requests that find no idle instance start their own, so the engine asks
+    /// for starts only while none queue: the two never race past `max_instances`.)
+    pub fn scale(&self, function_arn: &str, desired: u32, start_missing: bool) {
+        self.inner.scale(function_arn, desired, start_missing);
+    }
+
     /// Every live instance.
     pub fn instances(&self) -> Vec<InstanceInfo> {
         self.inner.instances()

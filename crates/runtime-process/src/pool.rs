@@ -54,6 +54,15 @@ pub(crate) struct Pools {
     prepares: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
     /// Code known to be prepared, so warm invocations do not touch the disk.
     ready: Mutex<std::collections::HashSet<String>>,
+    /// What the autoscaler wants per function (by ARN).
+    targets: Mutex<HashMap<String, ScaleTarget>>,
+}
+
+/// A function's autoscaler target: the spec it last ran and the instances wanted.
+struct ScaleTarget {
+    spec: ProcessSpec,
+    policy: PoolPolicy,
+    desired: u32,
 }
 
 impl Pools {
@@ -77,6 +86,7 @@ impl Pools {
             busy: Mutex::default(),
             prepares: Mutex::default(),
             ready: Mutex::default(),
+            targets: Mutex::default(),
         })
     }
 
@@ -212,6 +222,7 @@ impl Pools {
                 };
             }
         };
+        self.note_target(spec, policy);
         let busy = Busy {
             spec: spec.clone(),
             started: instance.started,
@@ -282,15 +293,19 @@ impl Pools {
             }
             i.instance.stop().await;
         }
-        let permit = self.slot().await?;
+        let permit = self.slot(spec).await?;
         let instance = Instance::start(self, spec, permit).await?;
         let logs = instance.take_logs().await;
         Ok((instance, true, logs))
     }
 
-    /// A slot for a new instance: a free one, else one freed by stopping the least
-    /// recently used idle instance, else the first freed within `CAPACITY_WAIT`.
-    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StartFailure> {
+    /// A slot for a new instance of `spec`: a free one, else one freed by stopping the
+    /// least recently used idle instance (of another function if there is one), else the
+    /// first freed within `CAPACITY_WAIT`.
+    async fn slot(
+        &self,
+        spec: &ProcessSpec,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, StartFailure> {
         if let Ok(p) = self.slots.clone().try_acquire_owned() {
             return Ok(p);
         }
@@ -299,7 +314,12 @@ impl Pools {
             let oldest = idle
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, i)| i.instance.last_used)
+                .min_by_key(|(_, i)| {
+                    (
+                        i.spec.function_arn == spec.function_arn,
+                        i.instance.last_used,
+                    )
+                })
                 .map(|(n, _)| n);
             oldest.map(|n| idle.remove(n))
         };
@@ -319,22 +339,94 @@ impl Pools {
         }
     }
 
-    pub async fn prewarm(&self, spec: &ProcessSpec, policy: &PoolPolicy) {
-        let have = lock(&self.idle).iter().filter(|i| &i.spec == spec).count();
-        for _ in have..policy.min_instances as usize {
-            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+    /// Remembers the spec a function last ran, which the autoscaler scales.
+    fn note_target(&self, spec: &ProcessSpec, policy: &PoolPolicy) {
+        let mut targets = lock(&self.targets);
+        match targets.get_mut(&spec.function_arn) {
+            Some(t) if &t.spec == spec => t.policy = *policy,
+            Some(t) => {
+                t.spec = spec.clone();
+                t.policy = *policy;
+            }
+            None => {
+                targets.insert(
+                    spec.function_arn.clone(),
+                    ScaleTarget {
+                        spec: spec.clone(),
+                        policy: *policy,
+                        desired: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Live instances (idle or busy) of a function.
+    pub fn live(&self, function_arn: &str) -> u32 {
+        let idle = lock(&self.idle)
+            .iter()
+            .filter(|i| i.spec.function_arn == function_arn)
+            .count();
+        let busy = lock(&self.busy)
+            .values()
+            .filter(|b| b.spec.function_arn == function_arn)
+            .count();
+        u32::try_from(idle + busy).unwrap_or(u32::MAX)
+    }
+
+    /// Sets the instances the autoscaler wants for a function: idle ones up to that many
+    /// are kept past keep-alive, and with `start_missing` missing ones are started now
+    /// (in free slots only, never by evicting others). A function that has not run here
+    /// yet is ignored.
+    pub fn scale(self: &Arc<Self>, function_arn: &str, desired: u32, start_missing: bool) {
+        let (spec, policy) = {
+            let mut targets = lock(&self.targets);
+            let Some(t) = targets.get_mut(function_arn) else {
                 return;
             };
-            match Instance::start(self, spec, permit).await {
-                Ok(instance) => lock(&self.idle).push(Idle {
+            t.desired = desired;
+            (t.spec.clone(), t.policy)
+        };
+        let missing = desired.saturating_sub(self.live(function_arn));
+        if missing == 0 || !start_missing {
+            return;
+        }
+        let pools = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..missing {
+                if !pools.start_idle(&spec, &policy).await {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Starts one idle instance in a free slot; `false` if there is none or it failed.
+    async fn start_idle(&self, spec: &ProcessSpec, policy: &PoolPolicy) -> bool {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return false;
+        };
+        match Instance::start(self, spec, permit).await {
+            Ok(instance) => {
+                lock(&self.idle).push(Idle {
                     spec: spec.clone(),
                     policy: *policy,
                     instance,
-                }),
-                Err(f) => {
-                    tracing::warn!(function = %spec.function_name, "pre-warm failed: {:?}", f.outcome);
-                    return;
-                }
+                });
+                true
+            }
+            Err(f) => {
+                tracing::warn!(function = %spec.function_name, "pre-warm failed: {:?}", f.outcome);
+                false
+            }
+        }
+    }
+
+    pub async fn prewarm(&self, spec: &ProcessSpec, policy: &PoolPolicy) {
+        let have = lock(&self.idle).iter().filter(|i| &i.spec == spec).count();
+        for _ in have..policy.min_instances as usize {
+            if !self.start_idle(spec, policy).await {
+                return;
             }
         }
     }
@@ -365,9 +457,23 @@ impl Pools {
         out
     }
 
-    /// Stops instances idle for longer than their keep-alive, keeping each spec's
-    /// `min_instances` (the most recently used ones).
+    /// The floor of idle instances kept for a spec: its `min_instances`, or what the
+    /// autoscaler wants if this is the spec its function last ran.
+    fn floor(&self, spec: &ProcessSpec, policy: &PoolPolicy) -> u32 {
+        let desired = lock(&self.targets)
+            .get(&spec.function_arn)
+            .filter(|t| &t.spec == spec)
+            .map_or(0, |t| t.desired);
+        policy.min_instances.max(desired)
+    }
+
+    /// Stops instances idle for longer than their keep-alive, keeping each spec's floor
+    /// ([`Pools::floor`]; the most recently used ones).
     async fn reap(&self) {
+        let floors: HashMap<ProcessSpec, u32> = lock(&self.idle)
+            .iter()
+            .map(|i| (i.spec.clone(), self.floor(&i.spec, &i.policy)))
+            .collect();
         let expired: Vec<Idle> = {
             let mut idle = lock(&self.idle);
             let mut kept: HashMap<ProcessSpec, u32> = HashMap::new();
@@ -377,7 +483,11 @@ impl Pools {
             // Newest first, so the floor keeps the most recently used.
             for i in std::mem::take(&mut *idle).into_iter().rev() {
                 let floor = kept.entry(i.spec.clone()).or_default();
-                if *floor < i.policy.min_instances
+                if *floor
+                    < floors
+                        .get(&i.spec)
+                        .copied()
+                        .unwrap_or(i.policy.min_instances)
                     || i.instance.last_used.elapsed() < i.policy.keep_alive.min(cap)
                 {
                     *floor += 1;

@@ -115,7 +115,6 @@ impl WasmRuntime {
         let mut wt = Config::new();
         wt.wasm_component_model(true)
             .epoch_interruption(true)
-
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wt).map_err(|e| WasmError::Internal(format!("engine: {e:?}")))?;
         let mut linker = Linker::new(&engine);

@@ -1,9 +1,10 @@
-//! `arcus app create|list|delete`.
+//! `arcus app create|list|quota|delete`.
 
 use crate::opts::ClientOpts;
 use crate::output::{Table, or_dash, outln, print_json, print_json_list, time};
 use crate::target::parse_app;
-use arcus_core::api::CreateApp;
+use arcus_core::api::{CreateApp, UpdateApp};
+use arcus_core::scaling::AppQuotas;
 
 /// `arcus app ...`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +28,19 @@ enum AppCommand {
     },
     /// List apps.
     List,
+    /// Set an app's quotas: what its functions may run at once (flags left out mean
+    /// unlimited).
+    Quota {
+        /// App name.
+        #[arg(value_parser = parse_app)]
+        name: String,
+        /// Most instances running at once across the app's functions.
+        #[arg(long)]
+        max_instances: Option<u32>,
+        /// Most memory (MiB) of the instances running at once.
+        #[arg(long)]
+        max_memory_mb: Option<u32>,
+    },
     /// Delete an app.
     Delete {
         /// App name.
@@ -69,6 +83,32 @@ pub async fn run(cmd: AppCmd) -> anyhow::Result<()> {
                 ]);
             }
             table.print()?;
+        }
+        AppCommand::Quota {
+            name,
+            max_instances,
+            max_memory_mb,
+        } => {
+            let body = UpdateApp {
+                description: None,
+                quotas: Some(AppQuotas {
+                    max_instances,
+                    max_memory_mb,
+                }),
+            };
+            let app = client.update_app(&name, &body).await?;
+            if ctx.json {
+                print_json(&app)?;
+            } else {
+                let show =
+                    |v: Option<u32>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+                outln!(
+                    "app {}: max_instances {}, max_memory_mb {}",
+                    app.name,
+                    show(app.quotas.max_instances),
+                    show(app.quotas.max_memory_mb)
+                );
+            }
         }
         AppCommand::Delete { name, force } => {
             client.delete_app(&name, force).await?;

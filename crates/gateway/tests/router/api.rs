@@ -290,7 +290,7 @@ async fn alias_endpoints() {
 fn served_paths() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
         ("/api/v1/apps", &["get", "post"]),
-        ("/api/v1/apps/{app}", &["delete", "get"]),
+        ("/api/v1/apps/{app}", &["delete", "get", "patch"]),
         ("/api/v1/apps/{app}/functions", &["get", "post"]),
         (
             "/api/v1/apps/{app}/functions/{function}",

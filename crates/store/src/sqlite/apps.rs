@@ -16,6 +16,7 @@ fn app_from_row(row: &SqliteRow) -> Result<App> {
     Ok(App {
         name: col(row, "name")?,
         description: col(row, "description")?,
+        quotas: from_json(&col::<String>(row, "quotas")?, "quotas")?,
         created_at: ts_from_db(col(row, "created_at")?, "created_at")?,
     })
 }
@@ -56,9 +57,10 @@ fn code_to_db(code: Option<&CodeRef>) -> (Option<&str>, Option<i64>) {
 }
 
 pub(super) async fn create_app(conn: &mut SqliteConnection, app: &App) -> Result<()> {
-    sqlx::query("INSERT INTO apps (name, description, created_at) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO apps (name, description, quotas, created_at) VALUES (?, ?, ?, ?)")
         .bind(&app.name)
         .bind(&app.description)
+        .bind(to_json(&app.quotas, "quotas")?)
         .bind(ts_to_db(app.created_at))
         .execute(&mut *conn)
         .await
@@ -76,7 +78,7 @@ pub(super) async fn create_app(conn: &mut SqliteConnection, app: &App) -> Result
 }
 
 pub(super) async fn get_app(conn: &mut SqliteConnection, name: &str) -> Result<App> {
-    let row = sqlx::query("SELECT name, description, created_at FROM apps WHERE name = ?")
+    let row = sqlx::query("SELECT name, description, quotas, created_at FROM apps WHERE name = ?")
         .bind(name)
         .fetch_optional(&mut *conn)
         .await
@@ -90,8 +92,26 @@ pub(super) async fn get_app(conn: &mut SqliteConnection, name: &str) -> Result<A
     }
 }
 
+/// Replaces an app's description and quotas.
+pub(super) async fn update_app(conn: &mut SqliteConnection, app: &App) -> Result<()> {
+    let done = sqlx::query("UPDATE apps SET description = ?, quotas = ? WHERE name = ?")
+        .bind(&app.description)
+        .bind(to_json(&app.quotas, "quotas")?)
+        .bind(&app.name)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(Error::new(
+            ErrorCode::AppNotFound,
+            format!("app `{}` not found", app.name),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) async fn list_apps(conn: &mut SqliteConnection) -> Result<Vec<App>> {
-    sqlx::query("SELECT name, description, created_at FROM apps ORDER BY name")
+    sqlx::query("SELECT name, description, quotas, created_at FROM apps ORDER BY name")
         .fetch_all(&mut *conn)
         .await
         .map_err(db)?

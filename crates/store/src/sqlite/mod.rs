@@ -130,6 +130,12 @@ impl Store for SqliteStore {
         commit(tx).await
     }
 
+    async fn update_app(&self, app: &App) -> Result<()> {
+        let mut tx = self.write().await?;
+        apps::update_app(&mut tx, app).await?;
+        commit(tx).await
+    }
+
     async fn get_app(&self, name: &str) -> Result<App> {
         let mut conn = self.pool.acquire().await.map_err(util::db)?;
         apps::get_app(&mut conn, name).await

@@ -69,9 +69,8 @@ pub(super) async fn insert_invocations(
     records: &[InvocationRecord],
 ) -> Result<()> {
     for chunk in records.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO invocations ({INVOCATION_COLUMNS}) "
-        ));
+        let mut q =
+            QueryBuilder::<Sqlite>::new(format!("INSERT INTO invocations ({INVOCATION_COLUMNS}) "));
         q.push_values(chunk, |mut b, r| {
             b.push_bind(&r.id)
                 .push_bind(&r.app)

@@ -27,6 +27,19 @@ pub async fn apps(s: &dyn Store) {
     assert_err(s.get_app("missing").await, ErrorCode::AppNotFound);
     fails_unchanged(s, ErrorCode::AppNotFound, s.delete_app("missing", true)).await;
 
+    // Update replaces description and quotas; an unknown app is not created.
+    let mut limited = app("alpha");
+    limited.description = "limited".to_string();
+    limited.quotas = arcus_core::scaling::AppQuotas {
+        max_instances: Some(3),
+        max_memory_mb: Some(512),
+    };
+    s.update_app(&limited).await.unwrap();
+    assert_eq!(s.get_app("alpha").await.unwrap(), limited);
+    assert_eq!(s.list_apps().await.unwrap()[0], limited);
+    fails_unchanged(s, ErrorCode::AppNotFound, s.update_app(&app("missing"))).await;
+    s.update_app(&app("alpha")).await.unwrap();
+
     // Deleting an empty app needs no force.
     s.delete_app("zeta", false).await.unwrap();
     assert_err(s.get_app("zeta").await, ErrorCode::AppNotFound);

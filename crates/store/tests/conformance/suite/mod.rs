@@ -47,6 +47,7 @@ pub fn app(name: &str) -> App {
     App {
         name: name.to_string(),
         description: format!("the {name} app"),
+        quotas: Default::default(),
         created_at: at(0),
     }
 }

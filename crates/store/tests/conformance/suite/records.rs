@@ -149,7 +149,10 @@ pub async fn log_lines(s: &dyn Store) {
         .map(|i| log("b", "a", "g", 500, &format!("b{i}")))
         .collect();
     s.insert_logs(&burst).await.unwrap();
-    let got = s.list_logs("a", "g", &query(Some("b"), 1000)).await.unwrap();
+    let got = s
+        .list_logs("a", "g", &query(Some("b"), 1000))
+        .await
+        .unwrap();
     let want: Vec<String> = (0..700).rev().map(|i| format!("b{i}")).collect();
     assert_eq!(messages(&got), want);
 }
