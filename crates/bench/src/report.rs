@@ -10,6 +10,12 @@ pub const COLD_TARGET_MS: f64 = 25.0;
 /// Issue 4's warm target: platform overhead at most this much, µs.
 pub const WARM_TARGET_US: f64 = 500.0;
 
+/// Issue 5's warm wasm target: arcus p50 at most this much over hyper's at 1 connection, µs.
+pub const WASM_OVERHEAD_TARGET_US: f64 = 100.0;
+/// Issue 5's warm wasm target: at least this many times `wasmtime serve`'s requests/s at
+/// 16 connections.
+pub const WASM_THROUGHPUT_TARGET: f64 = 2.0;
+
 /// Name of the server the ratios are about.
 pub const ARCUS: &str = "arcus";
 
@@ -76,12 +82,51 @@ pub fn render(rows: &[Row], markdown: bool) -> String {
             "requests/s ratio < 1 means Arcus serves fewer requests; latency ratio > 1 means Arcus is slower.\n",
         );
     }
+    out.push_str(&issue5_targets(rows));
     for row in rows.iter().filter(|r| r.stats.errors > 0) {
         let first = row.stats.first_error.as_deref().unwrap_or("?");
         let _ = writeln!(
             out,
             "warning: {} with {} connection(s) had {} error(s); first: {first}",
             row.server, row.connections, row.stats.errors
+        );
+    }
+    out
+}
+
+/// Issue 5's warm wasm targets, one line each when their rows were measured: platform
+/// p50 overhead over hyper at 1 connection ≤ 100 µs, and ≥ 2× `wasmtime serve`'s
+/// requests/s at 16 connections.
+fn issue5_targets(rows: &[Row]) -> String {
+    let find = |server: &str, connections: usize| {
+        rows.iter()
+            .find(|r| r.server == server && r.connections == connections)
+            .map(|r| &r.stats)
+    };
+    let mut out = String::new();
+    if let (Some(a), Some(h)) = (find(ARCUS, 1), find("hyper", 1)) {
+        let overhead = a
+            .percentile_us(0.5)
+            .zip(h.percentile_us(0.5))
+            .map(|(a, h)| a - h);
+        let _ = writeln!(
+            out,
+            "issue 5: arcus p50 − hyper p50 at 1 connection = {} µs (target ≤ {WASM_OVERHEAD_TARGET_US:.0} µs: {}).",
+            latency(overhead),
+            verdict(overhead, WASM_OVERHEAD_TARGET_US)
+        );
+    }
+    if let (Some(a), Some(w)) = (find(ARCUS, 16), find("wasmtime serve", 16)) {
+        let r = (w.requests_per_sec() > 0.0).then(|| a.requests_per_sec() / w.requests_per_sec());
+        let met = match r {
+            Some(r) if r >= WASM_THROUGHPUT_TARGET => "met",
+            Some(_) => "missed",
+            None => "-",
+        };
+        let _ = writeln!(
+            out,
+            "issue 5: arcus ÷ wasmtime serve requests/s at 16 connections = {} (target ≥ {WASM_THROUGHPUT_TARGET:.0}×: {met}).",
+            r.map_or_else(|| "-".into(), |r| format!("{r:.2}×"))
         );
     }
     out
