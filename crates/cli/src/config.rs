@@ -49,6 +49,8 @@ pub struct ProcessFileConfig {
     pub pids_max: Option<u32>,
     /// Live process instances per node; default 64.
     pub max_instances: Option<usize>,
+    /// MiB the live process instances of the node may hold together; default 16384.
+    pub memory_budget_mb: Option<u32>,
     /// Seconds an idle instance is kept; default 300.
     pub idle_timeout_s: Option<u64>,
 }
@@ -107,6 +109,10 @@ fn process_config(f: ProcessFileConfig, data_dir: &std::path::Path) -> Result<Pr
     if !(1..=10_000).contains(&max_instances) {
         bail!("invalid `process.max_instances`: {max_instances} is not in 1..=10000");
     }
+    let memory_budget_mb = f.memory_budget_mb.unwrap_or(16 * 1024);
+    if !(64..=16 << 20).contains(&memory_budget_mb) {
+        bail!("invalid `process.memory_budget_mb`: {memory_budget_mb} is not in 64..=16777216");
+    }
     let idle_timeout_s = f.idle_timeout_s.unwrap_or(300);
     if !(1..=86_400).contains(&idle_timeout_s) {
         bail!("invalid `process.idle_timeout_s`: {idle_timeout_s} is not in 1..=86400");
@@ -124,6 +130,7 @@ fn process_config(f: ProcessFileConfig, data_dir: &std::path::Path) -> Result<Pr
         tmp_size_mb,
         pids_max,
         max_instances,
+        memory_budget_mb,
         idle_timeout: Duration::from_secs(idle_timeout_s),
     })
 }

@@ -436,3 +436,43 @@ async fn a_thousand_functions_share_ten_code_blobs_and_all_answer() {
     let listed = client.list_instances("dense", "f7").await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_process_memory_budget_evicts_idle_instances_of_other_functions() {
+    let node = Node::start_with_config(bin(), "[process]\nmemory_budget_mb = 400\n");
+    node.create_app("mem").await;
+    let spec = |name: &str, memory_mb: u32| CreateFunction {
+        name: name.to_string(),
+        runtime: Some(Runtime::Python3),
+        handler: Some("app.handler".to_string()),
+        memory_mb: Some(memory_mb),
+        ..Default::default()
+    };
+    let code = fixtures::handler_zip("python");
+    for (name, mb) in [("f", 256), ("g", 256), ("huge", 512)] {
+        node.deploy_code("mem", spec(name, mb), code.clone()).await;
+    }
+    let client = node.client();
+    let (status, _, body) = invoke_api(&node, "mem/f", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(client.list_instances("mem", "f").await.unwrap().len(), 1);
+    // g does not fit next to f's idle instance: f's goes.
+    let (status, _, body) = invoke_api(&node, "mem/g", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(client.list_instances("mem", "f").await.unwrap().is_empty());
+    assert_eq!(client.list_instances("mem", "g").await.unwrap().len(), 1);
+    // A function larger than the whole budget never starts.
+    let (status, _, body) = invoke_api(&node, "mem/huge", json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("no_capacity")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("memory budget"),
+        "{body}"
+    );
+}

@@ -49,7 +49,7 @@ pub(crate) struct Instance {
     cgroup: Cgroup,
     _netns: Arc<NetNs>,
     logs: SharedLogs,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _reservation: crate::pool::Reservation,
 }
 
 /// How starting an instance failed.
@@ -78,7 +78,7 @@ impl Instance {
     pub async fn start(
         pools: &Pools,
         spec: &ProcessSpec,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        reservation: crate::pool::Reservation,
     ) -> Result<Instance, StartFailure> {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let netns = Arc::new(NetNs::new().map_err(|e| internal("network namespace", e))?);
@@ -130,7 +130,7 @@ impl Instance {
             cgroup,
             _netns: netns,
             logs,
-            _permit: permit,
+            _reservation: reservation,
         };
         let outcome = tokio::select! {
             ready = inst.rapi.ready() => match ready {

@@ -74,6 +74,8 @@ pub struct ProcessConfig {
     pub pids_max: u32,
     /// Largest number of live process instances on the node.
     pub max_instances: usize,
+    /// MiB the node's live process instances may hold together (each its `memory_mb`).
+    pub memory_budget_mb: u32,
     /// The longest an idle instance is kept on this node, whatever its function's
     /// `keep_alive_s` asks for.
     pub idle_timeout: Duration,

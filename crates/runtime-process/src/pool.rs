@@ -1,6 +1,6 @@
 //! Warm instances per spec: reuse an idle one, start one when none is idle (within the
-//! node's limit, evicting idle instances of other specs first), replace failed ones, and
-//! stop idle ones after the idle timeout.
+//! node's instance and memory budget, evicting idle instances of other functions first),
+//! replace failed ones, and stop idle ones after the idle timeout.
 
 use crate::instance::{Instance, StartFailure};
 use crate::package::{self, UnpackLimits};
@@ -28,6 +28,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a live instance holds of the node until it stops: one instance slot and its
+/// function's memory.
+pub(crate) struct Reservation {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _memory: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// An idle instance with the spec it belongs to.
 struct Idle {
     spec: ProcessSpec,
@@ -49,6 +56,8 @@ pub(crate) struct Pools {
     runtime_dir: PathBuf,
     /// Slots for live instances (idle or busy).
     slots: Arc<Semaphore>,
+    /// The node's memory budget for live instances, in MiB (each holds its `memory_mb`).
+    memory: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     busy: Mutex<HashMap<String, Busy>>,
     prepares: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
@@ -79,6 +88,7 @@ impl Pools {
             .map_err(|e| PrepareError::Internal(format!("write the runtime bootstraps: {e}")))?;
         Ok(Self {
             slots: Arc::new(Semaphore::new(config.max_instances)),
+            memory: Arc::new(Semaphore::new(config.memory_budget_mb as usize)),
             config,
             support,
             runtime_dir,
@@ -293,49 +303,81 @@ impl Pools {
             }
             i.instance.stop().await;
         }
-        let permit = self.slot(spec).await?;
-        let instance = Instance::start(self, spec, permit).await?;
+        let reservation = self.reserve(spec).await?;
+        let instance = Instance::start(self, spec, reservation).await?;
         let logs = instance.take_logs().await;
         Ok((instance, true, logs))
     }
 
-    /// A slot for a new instance of `spec`: a free one, else one freed by stopping the
-    /// least recently used idle instance (of another function if there is one), else the
+    /// An instance slot and `memory_mb` of the node's budget, if both are free now.
+    fn try_reserve(&self, memory_mb: u32) -> Option<Reservation> {
+        let slot = self.slots.clone().try_acquire_owned().ok()?;
+        let memory = self.memory.clone().try_acquire_many_owned(memory_mb).ok()?;
+        Some(Reservation {
+            _slot: slot,
+            _memory: memory,
+        })
+    }
+
+    /// The least recently used idle instance, of another function than `spec`'s if
+    /// there is one, taken out of the pool.
+    fn take_victim(&self, spec: &ProcessSpec) -> Option<Idle> {
+        let mut idle = lock(&self.idle);
+        let oldest = idle
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, i)| {
+                (
+                    i.spec.function_arn == spec.function_arn,
+                    i.instance.last_used,
+                )
+            })
+            .map(|(n, _)| n)?;
+        Some(idle.remove(oldest))
+    }
+
+    /// Room for a new instance of `spec`: free now, else made by stopping idle
+    /// instances (least recently used, other functions' first) until it fits, else the
     /// first freed within `CAPACITY_WAIT`.
-    async fn slot(
-        &self,
-        spec: &ProcessSpec,
-    ) -> Result<tokio::sync::OwnedSemaphorePermit, StartFailure> {
-        if let Ok(p) = self.slots.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        let victim = {
-            let mut idle = lock(&self.idle);
-            let oldest = idle
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, i)| {
-                    (
-                        i.spec.function_arn == spec.function_arn,
-                        i.instance.last_used,
-                    )
-                })
-                .map(|(n, _)| n);
-            oldest.map(|n| idle.remove(n))
+    async fn reserve(&self, spec: &ProcessSpec) -> Result<Reservation, StartFailure> {
+        let no_capacity = |why: String| StartFailure {
+            outcome: ProcessOutcome::NoCapacity(why),
+            logs: Vec::new(),
         };
-        if let Some(mut v) = victim {
-            v.instance.stop().await;
-            drop(v);
+        if spec.memory_mb > self.config.memory_budget_mb {
+            return Err(no_capacity(format!(
+                "the function needs {} MiB, more than the node's process memory budget of {} MiB",
+                spec.memory_mb, self.config.memory_budget_mb
+            )));
         }
-        match tokio::time::timeout(CAPACITY_WAIT, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(StartFailure {
-                outcome: ProcessOutcome::NoCapacity(format!(
-                    "all {} process instance slots of this node are busy",
-                    self.config.max_instances
-                )),
-                logs: Vec::new(),
-            }),
+        loop {
+            if let Some(r) = self.try_reserve(spec.memory_mb) {
+                return Ok(r);
+            }
+            let Some(mut victim) = self.take_victim(spec) else {
+                break;
+            };
+            victim.instance.stop().await;
+        }
+        let wait = async {
+            let slot = self.slots.clone().acquire_owned().await.ok()?;
+            let memory = self
+                .memory
+                .clone()
+                .acquire_many_owned(spec.memory_mb)
+                .await
+                .ok()?;
+            Some(Reservation {
+                _slot: slot,
+                _memory: memory,
+            })
+        };
+        match tokio::time::timeout(CAPACITY_WAIT, wait).await {
+            Ok(Some(r)) => Ok(r),
+            _ => Err(no_capacity(format!(
+                "the node's {} process instance slots or {} MiB of process memory are in use",
+                self.config.max_instances, self.config.memory_budget_mb
+            ))),
         }
     }
 
@@ -403,10 +445,10 @@ impl Pools {
 
     /// Starts one idle instance in a free slot; `false` if there is none or it failed.
     async fn start_idle(&self, spec: &ProcessSpec, policy: &PoolPolicy) -> bool {
-        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+        let Some(reservation) = self.try_reserve(spec.memory_mb) else {
             return false;
         };
-        match Instance::start(self, spec, permit).await {
+        match Instance::start(self, spec, reservation).await {
             Ok(instance) => {
                 lock(&self.idle).push(Idle {
                     spec: spec.clone(),

@@ -66,6 +66,7 @@ pub fn process_config(root: &Path) -> ProcessConfig {
         tmp_size_mb: 64,
         pids_max: 128,
         max_instances: 16,
+        memory_budget_mb: 16 * 1024,
         idle_timeout: std::time::Duration::from_secs(60),
     }
 }

@@ -37,6 +37,9 @@ const HOSTILE_ENV: [&str; 7] = [
     "ARCUS_LOG",
 ];
 
+/// The config file [`Node::start_with_config`] writes into the data dir.
+const CONFIG_FILE: &str = "arcus.toml";
+
 /// Where a node keeps its data: a temporary dir it owns, or one the caller gave.
 #[derive(Debug)]
 enum DataDir {
@@ -82,6 +85,17 @@ impl Node {
         Self::spawn(bin, DataDir::Temp(dir))
     }
 
+    /// [`Node::start`] with a TOML config file (written as `arcus.toml` in the data dir,
+    /// which every start of the node then reads).
+    pub fn start_with_config(bin: &Path, toml: &str) -> Node {
+        let dir = tempfile::Builder::new()
+            .prefix("arcus-e2e-")
+            .tempdir()
+            .expect("create a temporary data dir");
+        std::fs::write(dir.path().join(CONFIG_FILE), toml).expect("write the node's config");
+        Self::spawn(bin, DataDir::Temp(dir))
+    }
+
     /// Starts `bin serve` on the given data dir (created if missing, never deleted).
     pub fn start_in(bin: &Path, dir: &Path) -> Node {
         Self::spawn(bin, DataDir::Given(dir.to_path_buf()))
@@ -120,6 +134,10 @@ impl Node {
             if var != "ARCUS_LOG" {
                 cmd.env_remove(var);
             }
+        }
+        let config = dir.path().join(CONFIG_FILE);
+        if config.exists() {
+            cmd.arg("--config").arg(config);
         }
         let mut child = cmd
             .spawn()

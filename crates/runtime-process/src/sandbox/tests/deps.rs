@@ -18,6 +18,7 @@ fn config(work: &Path) -> ProcessConfig {
         tmp_size_mb: 64,
         pids_max: 256,
         max_instances: 4,
+        memory_budget_mb: 16 * 1024,
         idle_timeout: Duration::from_secs(60),
     }
 }
