@@ -1,4 +1,5 @@
-//! Density (issue 5): `--density-functions` (default 10 000) wasm functions in one app
+//! Density (issue 5): on a node of its own (a fresh `arcus serve`, so the RSS before is
+//! an empty node's), `--density-functions` (default 10 000) wasm functions in one app
 //! `density`, sharing [`VARIANTS`] distinct code blobs (the hello component with a custom
 //! section naming its variant), each published with alias `live`; the server's resident
 //! memory before and after, idle; then [`ROUND_ROBIN`] distinct functions invoked round

@@ -252,8 +252,12 @@ async fn run_lifecycle(
             burst::render(&bursts, listed, args.markdown)
         }
         Scenario::Density => {
+            // A node of its own, so RSS before is an empty node's and the other
+            // scenarios' functions and pools neither count nor get in the way.
+            progress("starting a fresh arcus for the density scenario");
+            let mut fresh = servers::start_arcus(&resolve(&args.arcus_bin)).await?;
             let functions = usize::try_from(args.density_functions)?;
-            let measured = density::run(arcus, &component, functions).await?;
+            let measured = density::run(&mut fresh, &component, functions).await?;
             density::render(&measured, args.markdown)
         }
         Scenario::Wasm | Scenario::Process => String::new(),
