@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Largest batch written in one transaction.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 2048;
 /// How long an item may wait for its batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
 /// Items buffered before `record` starts dropping (and counting) them.
@@ -94,33 +94,34 @@ impl PendingRecord {
     }
 }
 
+/// The writer: waits for a first item, lets more gather for [`BATCH_WINDOW`] without
+/// being woken by each one (the receiver is not polled while it sleeps), then writes
+/// everything queued (up to [`MAX_BATCH`]) in one go. With a backlog, or when someone
+/// waits for a flush, it writes at once.
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
     let mut records = Vec::new();
     let mut logs = Vec::new();
     let mut waiters = Vec::new();
+    let mut backlog = false;
     while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
         let mut next = Some(first);
-        loop {
-            match next.take() {
-                Some(Item::Record(r, l)) => {
+        if !backlog && !matches!(next, Some(Item::Flush(_))) {
+            tokio::time::sleep(BATCH_WINDOW).await;
+        }
+        while let Some(item) = next.take() {
+            match item {
+                Item::Record(r, l) => {
                     records.push(*r);
                     logs.extend(l);
                 }
-                Some(Item::Flush(w)) => {
-                    waiters.push(w);
-                    break;
-                }
-                None => {}
+                Item::Flush(w) => waiters.push(w),
             }
             if records.len() >= MAX_BATCH {
                 break;
             }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(item)) => next = Some(item),
-                Ok(None) | Err(_) => break,
-            }
+            next = rx.try_recv().ok();
         }
+        backlog = records.len() >= MAX_BATCH;
         write(&*store, &mut records, &mut logs).await;
         for w in waiters.drain(..) {
             let _ = w.send(());

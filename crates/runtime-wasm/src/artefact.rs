@@ -58,10 +58,19 @@ impl ArtefactCache {
         let bytes = component
             .serialize()
             .map_err(|e| WasmError::Internal(format!("serialize component: {e}")))?;
-        let tmp = self.dir.join(format!(".{sha}.{}.tmp", std::process::id()));
+        // Unique per writer: two uploads of the same new code may compile it at once, and
+        // each renames its own complete file into place (the last one wins, both valid).
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".{sha}.{}.{n}.tmp", std::process::id()));
         std::fs::write(&tmp, bytes)
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| WasmError::Internal(format!("write artefact {}: {e}", path.display())))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                WasmError::Internal(format!("write artefact {}: {e}", path.display()))
+            })
     }
 
     pub(crate) fn load(&self, engine: &Engine, sha: &str) -> Option<Component> {

@@ -246,3 +246,34 @@ impl Drop for EpochTicker {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_prepares_of_the_same_new_code_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = WasmRuntime::new(WasmConfig {
+            max_instances: 8,
+            ..WasmConfig::new(dir.path().to_path_buf())
+        })
+        .unwrap();
+        let hello = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/out/hello.wasm"
+        );
+        let bytes = std::fs::read(hello).expect("run tests/fixtures/build.sh first");
+        let sha = "a".repeat(64);
+        let uploads = (0..4).map(|_| rt.prepare(&sha, bytes.clone()));
+        for result in futures::future::join_all(uploads).await {
+            result.unwrap();
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
