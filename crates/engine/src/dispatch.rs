@@ -170,40 +170,28 @@ impl Engine {
         let spec = self.spec(target, &resolved);
         let timeout_ms = resolved.config.timeout_ms;
         let req = req.map(http_body_util::Full::new);
-        let inv = self.inner.wasm.invoke(component, spec, req).await;
         let invocation_id = pending.record.id.clone();
+        // The slot and the lease are held until the guest has finished, body included.
+        let on_done = Box::new(move |done: Completion| {
+            let _held = (slot, lease);
+            pending.record.http_status = done.http_status;
+            finish_wasm(pending, done);
+        });
+        let inv = self.inner.wasm.invoke(component, spec, req, on_done).await;
         match inv.response {
-            Ok(response) => {
-                pending.record.http_status = Some(response.status().as_u16());
-                tokio::spawn(async move {
-                    // The slot and the lease are held until the guest has finished, body
-                    // included.
-                    let _held = (slot, lease);
-                    if let Ok(done) = inv.completion.await {
-                        finish_wasm(pending, done);
-                    }
-                });
-                Ok(Invoked {
-                    invocation_id,
-                    version: resolved.version,
-                    response: response
-                        .map(|b| b.map_err(|e| Box::new(e) as BodyError).boxed_unsync()),
-                    function_error: None,
-                })
-            }
+            Ok(response) => Ok(Invoked {
+                invocation_id,
+                version: resolved.version,
+                response: response.map(|b| b.map_err(|e| Box::new(e) as BodyError).boxed_unsync()),
+                function_error: None,
+            }),
             Err(early) => {
-                let done = match tokio::time::timeout(Duration::from_secs(5), inv.completion).await
-                {
-                    Ok(Ok(done)) => done,
-                    _ => Completion {
-                        outcome: early,
-                        logs: Vec::new(),
-                        duration: Duration::ZERO,
-                    },
-                };
-                let err = outcome_error(&done.outcome, timeout_ms);
-                finish_wasm(pending, done);
-                Err(err)
+                let outcome = tokio::time::timeout(Duration::from_secs(5), inv.outcome)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or(early);
+                Err(outcome_error(&outcome, timeout_ms))
             }
         }
     }

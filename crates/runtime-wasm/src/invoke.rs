@@ -51,6 +51,8 @@ pub enum Outcome {
 pub struct Completion {
     /// How it ended.
     pub outcome: Outcome,
+    /// The status of the response the guest sent, if it sent one.
+    pub http_status: Option<u16>,
     /// Everything it printed, plus platform lines.
     pub logs: Vec<CapturedLine>,
     /// Time from start to end of the guest's run.
@@ -61,9 +63,12 @@ pub struct Completion {
 pub struct Invocation {
     /// The guest's response head and streaming body, or how it failed before answering.
     pub response: Result<http::Response<ResponseBody>, Outcome>,
-    /// Resolves when the guest has finished.
-    pub completion: oneshot::Receiver<Completion>,
+    /// How the guest's run ended, once it has (the same outcome `on_done` gets).
+    pub outcome: oneshot::Receiver<Outcome>,
 }
+
+/// Called once, on the guest's own task, when it has finished (body included).
+pub type OnDone = Box<dyn FnOnce(Completion) + Send>;
 
 type GuestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
 
@@ -100,12 +105,14 @@ impl http_body::Body for ResponseBody {
 }
 
 impl WasmRuntime {
-    /// Runs `req` in a fresh instance of `component`.
+    /// Runs `req` in a fresh instance of `component`; `on_done` gets the completion on
+    /// the guest's task, so finishing an invocation costs no task of its own.
     pub async fn invoke<B>(
         &self,
         component: Arc<LoadedComponent>,
         spec: InvokeSpec,
         mut req: http::Request<B>,
+        on_done: OnDone,
     ) -> Invocation
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -113,7 +120,10 @@ impl WasmRuntime {
     {
         let sink = LogSink::new(self.config.max_log_bytes);
         let deadline = Instant::now() + spec.timeout;
-        let (done_tx, done_rx) = oneshot::channel();
+        let (outcome_tx, outcome_rx) = oneshot::channel();
+        // The guest answers on `guest_tx`; its task forwards the answer on `resp_tx`,
+        // noting the status for the completion.
+        let (guest_tx, guest_rx) = oneshot::channel();
         let (resp_tx, resp_rx) = oneshot::channel();
 
         if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
@@ -144,14 +154,24 @@ impl WasmRuntime {
                 .data_mut()
                 .http()
                 .new_incoming_request(Scheme::Http, req)?;
-            let out = store.data_mut().http().new_response_outparam(resp_tx)?;
+            let out = store.data_mut().http().new_response_outparam(guest_tx)?;
             Ok::<_, wasmtime::Error>((req, out))
         })();
         let (guest_req, out) = match prepared {
             Ok(v) => v,
             Err(e) => {
                 let outcome = Outcome::Internal(format!("cannot build request: {e}"));
-                return finished(outcome, sink, done_tx, done_rx, Duration::ZERO);
+                let _ = outcome_tx.send(outcome.clone());
+                on_done(Completion {
+                    outcome: outcome.clone(),
+                    http_status: None,
+                    logs: sink.drain(),
+                    duration: Duration::ZERO,
+                });
+                return Invocation {
+                    response: Err(outcome),
+                    outcome: outcome_rx,
+                };
             }
         };
 
@@ -170,15 +190,46 @@ impl WasmRuntime {
                     .await
                     .map_err(|e| Outcome::Trap(format_error(&e)))
             };
-            let outcome = match tokio::time::timeout_at(deadline, run).await {
+            let mut http_status = None;
+            let ran = {
+                let mut forward = std::pin::pin!(async {
+                    if let Ok(answer) = guest_rx.await {
+                        if let Ok(resp) = &answer {
+                            http_status = Some(resp.status().as_u16());
+                        }
+                        let _ = resp_tx.send(answer);
+                    }
+                });
+                let mut run = std::pin::pin!(tokio::time::timeout_at(deadline, run));
+                let mut forwarded = false;
+                let ran = loop {
+                    tokio::select! {
+                        biased;
+                        ran = &mut run => break ran,
+                        () = &mut forward, if !forwarded => forwarded = true,
+                    }
+                };
+                // An answer sent in the run's last step is forwarded now; a guest that
+                // ended (or was stopped) without answering closes the response channel.
+                if !forwarded {
+                    let _ = futures::FutureExt::now_or_never(forward.as_mut());
+                }
+                ran
+            };
+            let outcome = match ran {
                 Ok(Ok(())) => Outcome::Ok,
                 Ok(Err(outcome)) => outcome,
                 Err(_) => Outcome::Timeout,
             };
+            // Let the connection that is waiting for the response write it before this
+            // instance is torn down (its memory reset is not on the caller's latency).
+            tokio::task::yield_now().await;
             drop(store);
             record_outcome(&task_sink, &outcome, spec.timeout);
-            let _ = done_tx.send(Completion {
+            let _ = outcome_tx.send(outcome.clone());
+            on_done(Completion {
                 outcome,
+                http_status,
                 logs: task_sink.drain(),
                 duration: started.elapsed(),
             });
@@ -195,30 +246,12 @@ impl WasmRuntime {
         };
         Invocation {
             response,
-            completion: done_rx,
+            outcome: outcome_rx,
         }
     }
 
     fn engine(&self) -> &wasmtime::Engine {
         &self.engine
-    }
-}
-
-fn finished(
-    outcome: Outcome,
-    sink: LogSink,
-    done_tx: oneshot::Sender<Completion>,
-    done_rx: oneshot::Receiver<Completion>,
-    duration: Duration,
-) -> Invocation {
-    let _ = done_tx.send(Completion {
-        outcome: outcome.clone(),
-        logs: sink.drain(),
-        duration,
-    });
-    Invocation {
-        response: Err(outcome),
-        completion: done_rx,
     }
 }
 

@@ -8,7 +8,7 @@ mod invoke;
 mod logs;
 
 pub use host::EgressPolicy;
-pub use invoke::{Completion, Invocation, InvokeSpec, Outcome, ResponseBody};
+pub use invoke::{Completion, Invocation, InvokeSpec, OnDone, Outcome, ResponseBody};
 pub use logs::{CapturedLine, LogSink};
 
 use host::Host;
