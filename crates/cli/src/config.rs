@@ -25,6 +25,18 @@ pub struct FileConfig {
     /// Process runtime settings (python3, node, custom).
     #[serde(default)]
     pub process: ProcessFileConfig,
+    /// Autoscaler settings.
+    #[serde(default)]
+    pub autoscale: AutoscaleFileConfig,
+}
+
+/// `[autoscale]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscaleFileConfig {
+    /// Seconds of in-flight load the autoscaler averages over; default 60 (the panic
+    /// window is a tenth of it).
+    pub stable_window_s: Option<u64>,
 }
 
 /// `[process]` section.
@@ -84,6 +96,8 @@ pub struct Config {
     pub max_loaded_components: usize,
     /// MiB running wasm instances may hold at once (default 16384).
     pub wasm_memory_budget_mb: u32,
+    /// The autoscaler's stable window (default 60 s).
+    pub autoscale_window: Duration,
     /// Process runtime settings.
     pub process: ProcessConfig,
 }
@@ -216,6 +230,10 @@ impl Config {
                 "invalid `wasm.memory_budget_mb`: {wasm_memory_budget_mb} is not in 16..=16777216"
             );
         }
+        let stable_window_s = file.autoscale.stable_window_s.unwrap_or(60);
+        if !(6..=3600).contains(&stable_window_s) {
+            bail!("invalid `autoscale.stable_window_s`: {stable_window_s} is not in 6..=3600");
+        }
         let data_dir = o
             .data_dir
             .or(file.data_dir)
@@ -233,6 +251,7 @@ impl Config {
             wasm_max_instances,
             max_loaded_components,
             wasm_memory_budget_mb,
+            autoscale_window: Duration::from_secs(stable_window_s),
         })
     }
 }

@@ -73,6 +73,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             max_loaded_components: config.max_loaded_components,
             protected_addrs: vec![addr],
             wasm_memory_budget_mb: config.wasm_memory_budget_mb,
+            autoscale_window: config.autoscale_window,
         },
     );
     let app = arcus_gateway::router(AppState {

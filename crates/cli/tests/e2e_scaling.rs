@@ -345,7 +345,8 @@ async fn moving_live_between_versions_under_load_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_function_scales_down_under_continuous_load_without_errors() {
-    let node = Node::start(bin());
+    // The autoscaler keeps what its stable window saw: a short one lets the test end.
+    let node = Node::start_with_config(bin(), "[autoscale]\nstable_window_s = 6\n");
     node.create_app("down").await;
     let spec = CreateFunction {
         name: "echo".to_string(),
@@ -360,20 +361,39 @@ async fn a_python_function_scales_down_under_continuous_load_without_errors() {
     };
     node.deploy_code("down", spec, fixtures::handler_zip("python"))
         .await;
-    // Ramp up: 24 concurrent calls start several instances.
+    // Ramp up: 24 concurrent calls start several instances, listed as starting
+    // meanwhile.
+    let client = node.client();
     let calls = (0..24).map(|n| {
         let node = &node;
         async move { invoke_api(node, "down/echo", json!({"n": n})).await.0 }
     });
-    let statuses = futures::future::join_all(calls).await;
+    let done = AtomicBool::new(false);
+    let watch = async {
+        let mut states = std::collections::BTreeSet::new();
+        while !done.load(Ordering::Relaxed) {
+            for i in client.list_instances("down", "echo").await.unwrap() {
+                states.insert(format!("{:?}", i.state));
+            }
+        }
+        states
+    };
+    let (statuses, states) = tokio::join!(
+        async {
+            let s = futures::future::join_all(calls).await;
+            done.store(true, Ordering::Relaxed);
+            s
+        },
+        watch
+    );
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let client = node.client();
+    assert!(states.contains("Starting"), "{states:?}");
     let peak = client.list_instances("down", "echo").await.unwrap().len();
     assert!(peak > 1, "the burst ran on {peak} instance(s)");
     // One caller keeps going while the others' instances idle out and are reclaimed.
     let started = Instant::now();
     let mut fewest = peak;
-    while started.elapsed() < Duration::from_secs(6) {
+    while started.elapsed() < Duration::from_secs(20) {
         let (status, _, body) = invoke_api(&node, "down/echo", json!({})).await;
         assert_eq!(status, 200, "{body}");
         fewest = fewest.min(client.list_instances("down", "echo").await.unwrap().len());

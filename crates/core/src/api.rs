@@ -411,10 +411,14 @@ impl UpdateFunction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InstanceState {
+    /// Being started (a cold start, or pre-started by the autoscaler).
+    Starting,
     /// Warm, waiting for an invocation.
     Idle,
     /// Running an invocation.
     Busy,
+    /// Being stopped (reclaimed or evicted); it runs nothing.
+    Draining,
 }
 
 /// One warm instance of a function on this node: a process, or (wasm) a loaded component

@@ -1,6 +1,6 @@
 //! The autoscaler's decision, as Knative's KPA makes it: desired instances from the
-//! observed in-flight concurrency averaged over a stable window (60 s) and a panic
-//! window (6 s). When the panic window asks for at least twice the ready instances the
+//! observed in-flight concurrency averaged over a stable window (default 60 s, node
+//! config `autoscale.stable_window_s`) and a panic window (a tenth of it). When the panic window asks for at least twice the ready instances the
 //! scaler panics: it follows the panic window and never scales down until the stable
 //! window has passed without panic. The result is clamped to `[min, max]`, and reaches
 //! zero only once the function has been idle for `keep_alive`.
@@ -11,10 +11,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The stable averaging window.
+/// The default stable averaging window.
 pub const STABLE_WINDOW: Duration = Duration::from_secs(60);
-/// The panic averaging window.
-pub const PANIC_WINDOW: Duration = Duration::from_secs(6);
+/// The panic window is this fraction of the stable window (6 s of 60 s).
+pub const PANIC_FRACTION: u32 = 10;
 /// Panic when the panic window wants this multiple of the ready instances.
 pub const PANIC_THRESHOLD: f64 = 2.0;
 
@@ -47,6 +47,8 @@ pub struct Decision {
 /// The state of one function's scaler.
 #[derive(Debug)]
 pub struct Scaler {
+    stable_window: Duration,
+    panic_window: Duration,
     samples: VecDeque<(Instant, f64)>,
     panic_since: Option<Instant>,
     /// Highest desired count seen during the current panic (panic never scales down).
@@ -61,9 +63,16 @@ impl Default for Scaler {
 }
 
 impl Scaler {
-    /// A scaler with no history.
+    /// A scaler with no history and the default windows.
     pub fn new() -> Self {
+        Self::with_window(STABLE_WINDOW)
+    }
+
+    /// A scaler averaging over `stable_window` (and a tenth of it for panic).
+    pub fn with_window(stable_window: Duration) -> Self {
         Self {
+            stable_window,
+            panic_window: stable_window / PANIC_FRACTION,
             samples: VecDeque::new(),
             panic_since: None,
             panic_peak: 0,
@@ -78,7 +87,7 @@ impl Scaler {
         }
         self.samples.push_back((now, in_flight));
         while let Some((t, _)) = self.samples.front() {
-            if now.duration_since(*t) > STABLE_WINDOW {
+            if now.duration_since(*t) > self.stable_window {
                 self.samples.pop_front();
             } else {
                 break;
@@ -98,8 +107,8 @@ impl Scaler {
 
     /// Decides how many instances are wanted, given `ready` instances now.
     pub fn decide(&mut self, now: Instant, ready: u32, policy: &Policy) -> Decision {
-        let stable_avg = self.average(now, STABLE_WINDOW);
-        let panic_avg = self.average(now, PANIC_WINDOW);
+        let stable_avg = self.average(now, self.stable_window);
+        let panic_avg = self.average(now, self.panic_window);
         let want = |avg: f64| -> u32 {
             let n = (avg / policy.target_per_instance).ceil();
             if n >= f64::from(u32::MAX) {
@@ -119,7 +128,7 @@ impl Scaler {
             self.panic_since = Some(now);
         } else if self
             .panic_since
-            .is_some_and(|t| now.duration_since(t) >= STABLE_WINDOW)
+            .is_some_and(|t| now.duration_since(t) >= self.stable_window)
         {
             self.panic_since = None;
             self.panic_peak = 0;

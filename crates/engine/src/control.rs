@@ -257,12 +257,8 @@ impl Engine {
                 .map(|i| InstanceView {
                     id: i.id,
                     version: i.function_version,
-                    state: if i.busy {
-                        InstanceState::Busy
-                    } else {
-                        InstanceState::Idle
-                    },
-                    in_flight: u32::from(i.busy),
+                    state: i.state,
+                    in_flight: u32::from(i.state == InstanceState::Busy),
                     age_ms: ms(i.age),
                     idle_ms: ms(i.idle_for),
                     cold_start_ms: i.init_duration.map(ms),

@@ -36,6 +36,8 @@ pub struct EngineConfig {
     /// MiB the node's running wasm instances may hold at once (each counts its
     /// function's `memory_mb`); past it requests queue, then get 503 `no_capacity`.
     pub wasm_memory_budget_mb: u32,
+    /// The autoscaler's stable window (its panic window is a tenth of it).
+    pub autoscale_window: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +46,7 @@ impl Default for EngineConfig {
             max_loaded_components: 256,
             protected_addrs: Vec::new(),
             wasm_memory_budget_mb: DEFAULT_WASM_MEMORY_BUDGET_MB,
+            autoscale_window: autoscale::STABLE_WINDOW,
         }
     }
 }
@@ -88,7 +91,7 @@ impl Engine {
             recorder,
             protected: Arc::new(config.protected_addrs),
         });
-        lifecycle::start(&inner);
+        lifecycle::start(&inner, config.autoscale_window);
         Self { inner }
     }
 

@@ -21,7 +21,7 @@ struct Tracked {
 }
 
 /// Starts the loop; it ends when the engine is dropped.
-pub(crate) fn start(inner: &Arc<Inner>) {
+pub(crate) fn start(inner: &Arc<Inner>, window: Duration) {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     tokio::spawn(async move {
         let mut tracked: HashMap<(String, String), Tracked> = HashMap::new();
@@ -30,13 +30,13 @@ pub(crate) fn start(inner: &Arc<Inner>) {
         loop {
             tick.tick().await;
             let Some(inner) = weak.upgrade() else { return };
-            Engine { inner }.lifecycle_tick(&mut tracked);
+            Engine { inner }.lifecycle_tick(&mut tracked, window);
         }
     });
 }
 
 impl Engine {
-    fn lifecycle_tick(&self, tracked: &mut HashMap<(String, String), Tracked>) {
+    fn lifecycle_tick(&self, tracked: &mut HashMap<(String, String), Tracked>, window: Duration) {
         for (sha, idle) in self.inner.components.reclaim() {
             tracing::info!(
                 sha = %&sha[..sha.len().min(12)],
@@ -65,7 +65,7 @@ impl Engine {
             let t = tracked
                 .entry((load.app.clone(), load.function.clone()))
                 .or_insert_with(|| Tracked {
-                    scaler: Scaler::new(),
+                    scaler: Scaler::with_window(window),
                     last: None,
                 });
             t.scaler

@@ -235,8 +235,8 @@ pub struct InstanceInfo {
     pub function_arn: String,
     /// `AWS_LAMBDA_FUNCTION_VERSION` of the spec.
     pub function_version: String,
-    /// `true` while an invocation runs on it.
-    pub busy: bool,
+    /// Starting, idle, busy (running an invocation) or draining (being stopped).
+    pub state: arcus_core::api::InstanceState,
     /// Time since the process started.
     pub age: Duration,
     /// Time since its last invocation ended (zero while busy).
@@ -303,7 +303,7 @@ impl ProcessRuntime {
         self.inner.prewarm(spec, policy).await;
     }
 
-    /// Live instances (idle or busy) of the function with this ARN (unqualified).
+    /// Live instances (starting, idle or busy) of the function with this ARN (unqualified).
     pub fn live_instances(&self, function_arn: &str) -> u32 {
         self.inner.live(function_arn)
     }

@@ -9,6 +9,7 @@ use crate::{
     InstanceInfo, InvokeRequest, PoolPolicy, PrepareError, ProcessCompletion, ProcessConfig,
     ProcessKind, ProcessLogLine, ProcessOutcome, ProcessSpec, bootstrap, deps,
 };
+use arcus_core::api::InstanceState;
 use arcus_core::limits::{MAX_UNZIPPED_CODE_BYTES, MAX_ZIP_ENTRIES};
 use arcus_core::model::Timestamp;
 use arcus_core::record::LogStream;
@@ -65,6 +66,29 @@ pub(crate) struct Pools {
     ready: Mutex<std::collections::HashSet<String>>,
     /// What the autoscaler wants per function (by ARN).
     targets: Mutex<HashMap<String, ScaleTarget>>,
+    /// Instances being started or stopped, by a key of their own.
+    transitions: Mutex<HashMap<u64, Transition>>,
+    next_transition: std::sync::atomic::AtomicU64,
+}
+
+/// An instance on its way in or out, for the instances view.
+struct Transition {
+    id: String,
+    spec: ProcessSpec,
+    state: InstanceState,
+    since: Instant,
+}
+
+/// Removes its transition when dropped.
+struct InTransition<'a> {
+    pools: &'a Pools,
+    key: u64,
+}
+
+impl Drop for InTransition<'_> {
+    fn drop(&mut self) {
+        lock(&self.pools.transitions).remove(&self.key);
+    }
 }
 
 /// A function's autoscaler target: the spec it last ran and the instances wanted.
@@ -97,6 +121,8 @@ impl Pools {
             prepares: Mutex::default(),
             ready: Mutex::default(),
             targets: Mutex::default(),
+            transitions: Mutex::default(),
+            next_transition: Default::default(),
         })
     }
 
@@ -304,9 +330,40 @@ impl Pools {
             i.instance.stop().await;
         }
         let reservation = self.reserve(spec).await?;
-        let instance = Instance::start(self, spec, reservation).await?;
+        let instance = self.start(spec, reservation).await?;
         let logs = instance.take_logs().await;
         Ok((instance, true, logs))
+    }
+
+    fn transition(&self, id: String, spec: &ProcessSpec, state: InstanceState) -> InTransition<'_> {
+        let key = self
+            .next_transition
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t = Transition {
+            id,
+            spec: spec.clone(),
+            state,
+            since: Instant::now(),
+        };
+        lock(&self.transitions).insert(key, t);
+        InTransition { pools: self, key }
+    }
+
+    /// Starts an instance, shown as starting meanwhile.
+    async fn start(
+        &self,
+        spec: &ProcessSpec,
+        reservation: Reservation,
+    ) -> Result<Instance, StartFailure> {
+        let placeholder = format!("starting-{}", uuid::Uuid::now_v7().simple());
+        let _shown = self.transition(placeholder, spec, InstanceState::Starting);
+        Instance::start(self, spec, reservation).await
+    }
+
+    /// Stops an instance (it runs nothing), shown as draining meanwhile.
+    async fn drain(&self, spec: &ProcessSpec, mut instance: Instance) {
+        let _shown = self.transition(instance.id.clone(), spec, InstanceState::Draining);
+        instance.stop().await;
     }
 
     /// An instance slot and `memory_mb` of the node's budget, if both are free now.
@@ -354,10 +411,10 @@ impl Pools {
             if let Some(r) = self.try_reserve(spec.memory_mb) {
                 return Ok(r);
             }
-            let Some(mut victim) = self.take_victim(spec) else {
+            let Some(victim) = self.take_victim(spec) else {
                 break;
             };
-            victim.instance.stop().await;
+            self.drain(&victim.spec, victim.instance).await;
         }
         let wait = async {
             let slot = self.slots.clone().acquire_owned().await.ok()?;
@@ -403,7 +460,7 @@ impl Pools {
         }
     }
 
-    /// Live instances (idle or busy) of a function.
+    /// Live instances (starting, idle or busy) of a function.
     pub fn live(&self, function_arn: &str) -> u32 {
         let idle = lock(&self.idle)
             .iter()
@@ -413,7 +470,11 @@ impl Pools {
             .values()
             .filter(|b| b.spec.function_arn == function_arn)
             .count();
-        u32::try_from(idle + busy).unwrap_or(u32::MAX)
+        let starting = lock(&self.transitions)
+            .values()
+            .filter(|t| t.state == InstanceState::Starting && t.spec.function_arn == function_arn)
+            .count();
+        u32::try_from(idle + busy + starting).unwrap_or(u32::MAX)
     }
 
     /// Sets the instances the autoscaler wants for a function: idle ones up to that many
@@ -448,7 +509,7 @@ impl Pools {
         let Some(reservation) = self.try_reserve(spec.memory_mb) else {
             return false;
         };
-        match Instance::start(self, spec, reservation).await {
+        match self.start(spec, reservation).await {
             Ok(instance) => {
                 lock(&self.idle).push(Idle {
                     spec: spec.clone(),
@@ -481,7 +542,7 @@ impl Pools {
                 id: i.instance.id.clone(),
                 function_arn: i.spec.function_arn.clone(),
                 function_version: i.spec.function_version.clone(),
-                busy: false,
+                state: InstanceState::Idle,
                 age: now - i.instance.started,
                 idle_for: now - i.instance.last_used,
                 init_duration: i.instance.init_duration,
@@ -491,10 +552,19 @@ impl Pools {
             id: id.clone(),
             function_arn: b.spec.function_arn.clone(),
             function_version: b.spec.function_version.clone(),
-            busy: true,
+            state: InstanceState::Busy,
             age: now - b.started,
             idle_for: Duration::ZERO,
             init_duration: b.init_duration,
+        }));
+        out.extend(lock(&self.transitions).values().map(|t| InstanceInfo {
+            id: t.id.clone(),
+            function_arn: t.spec.function_arn.clone(),
+            function_version: t.spec.function_version.clone(),
+            state: t.state,
+            age: now - t.since,
+            idle_for: Duration::ZERO,
+            init_duration: None,
         }));
         out
     }
@@ -542,9 +612,9 @@ impl Pools {
             *idle = keep;
             expired
         };
-        for mut i in expired {
+        for i in expired {
             tracing::debug!(instance = %i.instance.id, function = %i.spec.function_name, "stopping idle instance");
-            i.instance.stop().await;
+            self.drain(&i.spec, i.instance).await;
         }
     }
 
