@@ -171,7 +171,15 @@ pub async fn send_within(
     target: &Target,
     limit: Duration,
 ) -> Result<(StatusCode, Bytes)> {
-    let request = target.request()?;
+    exchange(sender, target.request()?, limit).await
+}
+
+/// Sends `request` on `sender` and reads the whole answer, within `limit`.
+pub async fn exchange(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    request: hyper::Request<Empty<Bytes>>,
+    limit: Duration,
+) -> Result<(StatusCode, Bytes)> {
     let exchange = async {
         sender.ready().await.context("connection closed")?;
         let response = sender

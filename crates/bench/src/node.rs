@@ -6,10 +6,10 @@ use crate::load;
 use crate::servers::ArcusServer;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper::{Request, StatusCode, header};
 use std::time::Duration;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 /// Time allowed for one API call of this module.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,24 +81,9 @@ impl ArcusServer {
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
             .body(Empty::<Bytes>::new())
             .context("cannot build the request")?;
-        let exchange = async {
-            sender.ready().await.context("connection closed")?;
-            let response = sender
-                .send_request(request)
-                .await
-                .context("request failed")?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .context("cannot read the body")?
-                .to_bytes();
-            anyhow::Ok((status, body))
-        };
-        timeout(API_TIMEOUT, exchange)
+        load::exchange(&mut sender, request, API_TIMEOUT)
             .await
-            .with_context(|| format!("GET {path} timed out"))?
+            .with_context(|| format!("GET {path}"))
     }
 }
 
