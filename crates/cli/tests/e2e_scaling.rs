@@ -366,7 +366,10 @@ async fn a_python_function_scales_down_under_continuous_load_without_errors() {
     let client = node.client();
     let calls = (0..24).map(|n| {
         let node = &node;
-        async move { invoke_api(node, "down/echo", json!({"n": n})).await.0 }
+        async move {
+            let (status, _, body) = invoke_api(node, "down/echo", json!({"n": n})).await;
+            (status, body)
+        }
     });
     let done = AtomicBool::new(false);
     let watch = async {
@@ -375,6 +378,8 @@ async fn a_python_function_scales_down_under_continuous_load_without_errors() {
             for i in client.list_instances("down", "echo").await.unwrap() {
                 states.insert(format!("{:?}", i.state));
             }
+            // Starts take tens of ms; do not starve them of the node's CPU.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         states
     };
@@ -386,7 +391,8 @@ async fn a_python_function_scales_down_under_continuous_load_without_errors() {
         },
         watch
     );
-    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let failed: Vec<_> = statuses.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}");
     assert!(states.contains("Starting"), "{states:?}");
     let peak = client.list_instances("down", "echo").await.unwrap().len();
     assert!(peak > 1, "the burst ran on {peak} instance(s)");
