@@ -291,6 +291,12 @@ impl Activator {
             fns.remove(function);
         }
     }
+
+    /// Forgets a deleted app's gates and quotas.
+    pub fn forget_app(&self, app: &str) {
+        lock(&self.gates).remove(app);
+        lock(&self.apps).remove(app);
+    }
 }
 
 fn throttled(message: String) -> Error {
@@ -406,6 +412,21 @@ mod tests {
         );
         let err = a.admit(big(2048)).await.unwrap_err();
         assert!(err.message.contains("more than app"), "{}", err.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_app_leaves_no_gates_behind() {
+        let a = Activator::new(1 << 20);
+        let s = scaling(1, 1, 0);
+        let quotas = AppQuotas {
+            max_instances: Some(1),
+            max_memory_mb: None,
+        };
+        drop(a.admit(wasm("f", &s, &quotas)).await.unwrap());
+        assert_eq!(a.loads().len(), 1);
+        a.forget_app("app");
+        assert!(a.loads().is_empty());
+        assert!(lock(&a.apps).is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -68,6 +68,7 @@ impl Engine {
     pub async fn delete_app(&self, name: &str, force: bool) -> Result<()> {
         self.inner.store.delete_app(name, force).await?;
         self.inner.routes.invalidate(name, None);
+        self.inner.activator.forget_app(name);
         Ok(())
     }
 
