@@ -264,12 +264,13 @@ impl Activator {
         Ok(Slot { _held: held })
     }
 
-    /// The load on every function gate, for the autoscaler.
-    pub fn loads(&self) -> Vec<GateLoad> {
+    /// The load on the gate of every function whose runtime `keep` accepts, for the
+    /// autoscaler.
+    pub fn loads(&self, keep: impl Fn(Runtime) -> bool) -> Vec<GateLoad> {
         let gates = lock(&self.gates);
         let mut out = Vec::new();
         for (app, fns) in gates.iter() {
-            for (function, g) in fns {
+            for (function, g) in fns.iter().filter(|(_, g)| keep(g.runtime)) {
                 let free = u32::try_from(g.limit.permits.available_permits()).unwrap_or(0);
                 out.push(GateLoad {
                     app: app.clone(),
@@ -346,7 +347,7 @@ mod tests {
             tokio::spawn(async move { a.admit(wasm("f", &s, &NO_QUOTAS)).await.ok() })
         };
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let load = a.loads();
+        let load = a.loads(|_| true);
         assert_eq!((load[0].running, load[0].waiting), (4, 1));
         held.pop();
         held.push(waiter.await.unwrap().expect("admitted once a slot freed"));
@@ -423,9 +424,9 @@ mod tests {
             max_memory_mb: None,
         };
         drop(a.admit(wasm("f", &s, &quotas)).await.unwrap());
-        assert_eq!(a.loads().len(), 1);
+        assert_eq!(a.loads(|_| true).len(), 1);
         a.forget_app("app");
-        assert!(a.loads().is_empty());
+        assert!(a.loads(|_| true).is_empty());
         assert!(lock(&a.apps).is_empty());
     }
 

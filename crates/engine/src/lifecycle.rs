@@ -6,7 +6,8 @@
 
 use crate::autoscale::{Decision, Policy, Scaler};
 use crate::{Engine, Inner};
-use std::collections::HashMap;
+use arcus_core::model::Runtime;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -48,9 +49,13 @@ impl Engine {
             return;
         };
         let now = Instant::now();
-        let loads = self.inner.activator.loads();
-        tracked.retain(|(app, f), _| loads.iter().any(|l| &l.app == app && &l.function == f));
-        for load in loads.into_iter().filter(|l| l.runtime.is_process()) {
+        let loads = self.inner.activator.loads(Runtime::is_process);
+        let present: HashSet<(&str, &str)> = loads
+            .iter()
+            .map(|l| (l.app.as_str(), l.function.as_str()))
+            .collect();
+        tracked.retain(|(app, f), _| present.contains(&(app.as_str(), f.as_str())));
+        for load in loads {
             let arn = crate::process::function_arn(&load.app, &load.function, None);
             let ready = rt.live_instances(&arn);
             let policy = Policy {
