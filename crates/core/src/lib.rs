@@ -4,11 +4,13 @@
 
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod limits;
 pub mod model;
 pub mod names;
 pub mod record;
 pub mod scaling;
 pub mod store;
+pub mod trigger;
 
 pub use error::{Error, ErrorCode, Result};

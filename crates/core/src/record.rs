@@ -38,31 +38,65 @@ impl InvocationStatus {
 }
 
 /// What started an invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TriggerKind {
     /// A request on `/fn/...`.
     Http,
     /// `POST .../invoke` on the REST API.
     Api,
+    /// An async invocation (`?mode=async`, or `x-arcus-invocation-type: event`).
+    Async,
+    /// A cron trigger.
+    Cron,
+    /// A NATS JetStream trigger.
+    Nats,
+    /// A RabbitMQ (AMQP) trigger.
+    Amqp,
+    /// An MQTT trigger.
+    Mqtt,
+    /// A Redis Streams trigger.
+    Redis,
+    /// A webhook (CloudEvents) trigger.
+    Webhook,
+    /// A destination record of another function's async invocation.
+    Destination,
 }
 
 impl TriggerKind {
+    /// Every kind, in wire order.
+    pub const ALL: [TriggerKind; 10] = [
+        Self::Http,
+        Self::Api,
+        Self::Async,
+        Self::Cron,
+        Self::Nats,
+        Self::Amqp,
+        Self::Mqtt,
+        Self::Redis,
+        Self::Webhook,
+        Self::Destination,
+    ];
+
     /// Wire name.
     pub fn as_str(self) -> &'static str {
         match self {
-            TriggerKind::Http => "http",
-            TriggerKind::Api => "api",
+            Self::Http => "http",
+            Self::Api => "api",
+            Self::Async => "async",
+            Self::Cron => "cron",
+            Self::Nats => "nats",
+            Self::Amqp => "amqp",
+            Self::Mqtt => "mqtt",
+            Self::Redis => "redis",
+            Self::Webhook => "webhook",
+            Self::Destination => "destination",
         }
     }
 
     /// Parses a wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "http" => Some(Self::Http),
-            "api" => Some(Self::Api),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
