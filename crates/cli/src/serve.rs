@@ -74,6 +74,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             protected_addrs: vec![addr],
             wasm_memory_budget_mb: config.wasm_memory_budget_mb,
             autoscale_window: config.autoscale_window,
+            node_id: node_id(data)?,
         },
     );
     let app = arcus_gateway::router(AppState {
@@ -165,6 +166,21 @@ async fn admin_auth(
         },
     };
     Auth::from_hash_hex(&hash).context("stored admin token hash is corrupt")
+}
+
+/// This node's lasting identity (`<data-dir>/node-id`, created once): the owner name of
+/// its async event leases, so after a restart it resumes them at once.
+fn node_id(data: &Path) -> Result<String> {
+    let path = data.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&path, &id)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
+    }
 }
 
 fn write_token_file(path: &Path, token: &str) -> Result<()> {

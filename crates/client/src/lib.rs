@@ -174,10 +174,13 @@ impl Client {
         self.json(self.request(Method::PATCH, url).json(body)).await
     }
 
-    /// `DELETE /apps/{app}/functions/{fn}`.
-    pub async fn delete_function(&self, app: &str, function: &str) -> Result<()> {
+    /// `DELETE /apps/{app}/functions/{fn}?force=...`; with `force` its queued async
+    /// invocations are cancelled (without, their presence is a 409 `conflict`).
+    pub async fn delete_function(&self, app: &str, function: &str, force: bool) -> Result<()> {
         let url = self.url(&["apps", app, "functions", function])?;
-        self.empty(self.request(Method::DELETE, url)).await
+        let force = if force { "true" } else { "false" };
+        self.empty(self.request(Method::DELETE, url).query(&[("force", force)]))
+            .await
     }
 
     /// `PUT /apps/{app}/functions/{fn}/code`: uploads a wasm component or a zip as the

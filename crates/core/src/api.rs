@@ -1,5 +1,6 @@
 //! Request and response bodies of the REST API, with their validation.
 
+use crate::events::AsyncConfig;
 use crate::limits::*;
 use crate::model::{
     AliasTarget, App, Canary, ExecConfig, FunctionErrorCode, FunctionMeta, Network, Runtime,
@@ -81,6 +82,10 @@ pub struct CreateFunction {
     /// Scaling settings (replaced whole when given); defaults in `docs/limits.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<Scaling>,
+    /// Async invocation settings (replaced whole when given): retries, event age,
+    /// concurrency, ordering, destinations.
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub async_config: Option<AsyncConfig>,
 }
 
 /// `PATCH /apps/{app}/functions/{fn}`: every field optional; absent fields are kept.
@@ -125,6 +130,10 @@ pub struct UpdateFunction {
     /// Scaling settings (replaced whole when given); defaults in `docs/limits.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<Scaling>,
+    /// Async invocation settings (replaced whole when given): retries, event age,
+    /// concurrency, ordering, destinations.
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub async_config: Option<AsyncConfig>,
 }
 
 /// `POST .../versions`.
@@ -350,8 +359,10 @@ impl CreateFunction {
             output_schema: self.output_schema,
             error_codes: self.error_codes.unwrap_or_default(),
             scaling: self.scaling.unwrap_or_default(),
+            async_config: self.async_config.unwrap_or_default(),
         };
         meta.scaling.validate(config.runtime)?;
+        meta.async_config.validate()?;
         Ok((self.name, config, meta))
     }
 }
@@ -386,8 +397,14 @@ impl UpdateFunction {
         validate_exec_config(&next)?;
         let scaling = self.scaling.unwrap_or(meta.scaling);
         scaling.validate(next.runtime)?;
+        if let Some(a) = &self.async_config {
+            a.validate()?;
+        }
         *config = next;
         meta.scaling = scaling;
+        if let Some(a) = self.async_config {
+            meta.async_config = a;
+        }
         if let Some(v) = self.description {
             meta.description = v;
         }

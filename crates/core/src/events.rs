@@ -250,6 +250,18 @@ pub enum PayloadKind {
     Json,
     /// An HTTP request accepted on `/fn/...` (JSON-encoded [`StoredRequest`]), replayed as is.
     Http,
+    /// A destination record to deliver (JSON-encoded [`Delivery`]) for the function's
+    /// `on_success`/`on_failure` (HTTP, NATS, AMQP); retried like an event.
+    Delivery,
+}
+
+/// A destination record waiting to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Where it goes.
+    pub destination: Destination,
+    /// The record (JSON).
+    pub record: serde_json::Value,
 }
 
 /// An HTTP request kept for a later async attempt.
@@ -386,6 +398,34 @@ impl From<Event> for InvocationView {
             next_attempt_at: waiting.then_some(e.due_at),
             result: e.result,
             error_code: e.error_code,
+        }
+    }
+}
+
+impl InvocationView {
+    /// The view of a finished synchronous invocation, from its record.
+    pub fn from_record(r: crate::record::InvocationRecord) -> Self {
+        use crate::record::InvocationStatus;
+        let finished = r.started_at
+            + time::Duration::microseconds(i64::try_from(r.duration_us).unwrap_or(i64::MAX));
+        Self {
+            id: r.id,
+            app: r.app,
+            function: r.function,
+            qualifier: r
+                .version
+                .map_or_else(|| "draft".to_string(), |v| v.to_string()),
+            trigger: r.trigger,
+            status: match r.status {
+                InvocationStatus::Succeeded => EventStatus::Succeeded,
+                InvocationStatus::Failed | InvocationStatus::TimedOut => EventStatus::Failed,
+            },
+            attempts: 1,
+            created_at: r.started_at,
+            updated_at: finished,
+            next_attempt_at: None,
+            result: None,
+            error_code: r.error_code,
         }
     }
 }

@@ -129,6 +129,9 @@ pub struct FunctionMeta {
     /// How the function scales.
     #[serde(default)]
     pub scaling: crate::scaling::Scaling,
+    /// How async invocations are retried, throttled, ordered and reported.
+    #[serde(default, rename = "async")]
+    pub async_config: crate::events::AsyncConfig,
 }
 
 /// The draft's code: a content-addressed blob.

@@ -2,8 +2,10 @@
 //! later); callers only see these traits, picked by config.
 
 use crate::Result;
+use crate::events::{AttemptResult, Event, EventStatus, NewEvent};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine};
+use crate::trigger::Trigger;
 use async_trait::async_trait;
 
 /// Filters for listing invocation records and log lines of one function.
@@ -12,6 +14,26 @@ pub struct RecordQuery {
     /// Only this invocation.
     pub invocation_id: Option<String>,
     /// At most this many rows, newest first.
+    pub limit: u32,
+}
+
+/// A function with async events that may start now.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DueFunction {
+    /// The function's id (events of a deleted and recreated function stay apart).
+    pub function_id: String,
+    /// App name.
+    pub app: String,
+    /// Function name.
+    pub function: String,
+}
+
+/// Filters for listing a function's async events.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events in this status.
+    pub status: Option<EventStatus>,
+    /// At most this many, newest first.
     pub limit: u32,
 }
 
@@ -41,8 +63,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_functions(&self, app: &str) -> Result<Vec<Function>>;
     /// Replaces a function's draft config, metadata, code and `updated_at`.
     async fn update_function(&self, function: &Function) -> Result<()>;
-    /// Deletes a function with its versions and aliases.
-    async fn delete_function(&self, app: &str, name: &str) -> Result<()>;
+    /// Deletes a function with its versions and aliases. With async events still to
+    /// run: `conflict` unless `force`, which marks them cancelled.
+    async fn delete_function(&self, app: &str, name: &str, force: bool) -> Result<()>;
 
     /// Snapshots the draft as the next version number; `conflict` when it has no code.
     async fn publish_version(
@@ -95,6 +118,8 @@ pub trait Store: Send + Sync + 'static {
         function: &str,
         query: &RecordQuery,
     ) -> Result<Vec<InvocationRecord>>;
+    /// Reads one invocation record by id; `not_found`.
+    async fn get_invocation(&self, id: &str) -> Result<InvocationRecord>;
     /// Lists a function's log lines, newest first.
     async fn list_logs(
         &self,
@@ -103,10 +128,81 @@ pub trait Store: Send + Sync + 'static {
         query: &RecordQuery,
     ) -> Result<Vec<LogLine>>;
 
+    /// Stores async events in one transaction (durable when it returns). Per event: the
+    /// id it is known by — an earlier event's id when its idempotency key was used on
+    /// the same function within 24 h — or `function_not_found`.
+    async fn enqueue_events(&self, events: &[NewEvent]) -> Result<Vec<Result<String>>>;
+    /// Functions with events that may start at `now`, and the next later due time.
+    async fn due_functions(&self, now: Timestamp) -> Result<(Vec<DueFunction>, Option<Timestamp>)>;
+    /// Leases up to `limit` due events of a function (oldest first) to `owner` until
+    /// `lease_until`, counting an attempt each; a running event whose lease ended is due
+    /// again. With `ordered`, only the oldest unfinished event, and only if it is due.
+    /// (PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`.)
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_events(
+        &self,
+        function_id: &str,
+        limit: u32,
+        ordered: bool,
+        owner: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<Event>>;
+    /// Records how attempts ended (a batch, one transaction) and enqueues their
+    /// follow-ups; results of attempts that no longer hold their event are ignored.
+    async fn finish_attempts(&self, results: &[AttemptResult]) -> Result<()>;
+    /// Reads an event; `not_found`.
+    async fn get_event(&self, id: &str) -> Result<Event>;
+    /// A function's events, newest first.
+    async fn list_events(
+        &self,
+        app: &str,
+        function: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>>;
+    /// Queues dead-lettered events again (one by id, or all); returns how many.
+    async fn redrive_events(
+        &self,
+        app: &str,
+        function: &str,
+        id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// Ends every lease `owner` holds, so its running events are due at once (a node
+    /// that restarted calls this with its own id).
+    async fn release_leases(&self, owner: &str, now: Timestamp) -> Result<u64>;
+
     /// Reads a node setting (e.g. the admin token hash).
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     /// Writes a node setting.
     async fn put_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    // --- Triggers (function-level; deleted with their function or app) ---
+
+    /// Creates a trigger (config stored with its secrets); `app_not_found`,
+    /// `function_not_found`, `already_exists` (same function and name).
+    async fn create_trigger(&self, trigger: &Trigger) -> Result<()>;
+    /// Reads a trigger by function and name; `app_not_found`, `function_not_found`,
+    /// `not_found`.
+    async fn get_trigger(&self, app: &str, function: &str, name: &str) -> Result<Trigger>;
+    /// Reads a trigger by id; `not_found`.
+    async fn get_trigger_by_id(&self, id: &str) -> Result<Trigger>;
+    /// Lists a function's triggers by name; `app_not_found`, `function_not_found`.
+    async fn list_triggers(&self, app: &str, function: &str) -> Result<Vec<Trigger>>;
+    /// Lists every trigger of every function (what a node's trigger manager runs).
+    async fn list_all_triggers(&self) -> Result<Vec<Trigger>>;
+    /// Replaces a trigger's qualifier, enabled flag, config and `updated_at` (by id);
+    /// `not_found`.
+    async fn update_trigger(&self, trigger: &Trigger) -> Result<()>;
+    /// Deletes a trigger and its cron state; `app_not_found`, `function_not_found`,
+    /// `not_found`.
+    async fn delete_trigger(&self, app: &str, function: &str, name: &str) -> Result<()>;
+    /// Records `tick` as the last fired tick of a cron trigger if it is later than the
+    /// recorded one; true only for the first caller per tick (across nodes and
+    /// restarts), so each tick fires once.
+    async fn claim_cron_tick(&self, trigger_id: &str, tick: Timestamp) -> Result<bool>;
+    /// The last tick claimed for a cron trigger.
+    async fn last_cron_tick(&self, trigger_id: &str) -> Result<Option<Timestamp>>;
 }
 
 /// Content-addressed storage of code blobs, keyed by hex sha256.

@@ -105,9 +105,10 @@ impl Engine {
         Ok(f)
     }
 
-    /// Deletes a function with its versions and aliases.
-    pub async fn delete_function(&self, app: &str, name: &str) -> Result<()> {
-        self.inner.store.delete_function(app, name).await?;
+    /// Deletes a function with its versions and aliases; with async invocations still
+    /// to run only when `force` (they are marked cancelled).
+    pub async fn delete_function(&self, app: &str, name: &str, force: bool) -> Result<()> {
+        self.inner.store.delete_function(app, name, force).await?;
         self.inner.routes.invalidate(app, Some(name));
         self.inner.activator.forget(app, name);
         Ok(())

@@ -42,6 +42,14 @@ pub enum Input {
     Http(http::Request<Bytes>),
     /// A JSON event: a wasm component gets it as `POST /`, a handler as `event`.
     Event(Bytes),
+    /// An attempt of a queued (async or trigger) JSON event: as `Event`, and a wasm
+    /// component also gets the attempt number in `x-arcus-attempt`.
+    Queued {
+        /// The JSON event.
+        body: Bytes,
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
 }
 
 /// Error of a function's response body while it streams.
@@ -153,6 +161,12 @@ impl Engine {
         let req = match input {
             Input::Http(req) => req,
             Input::Event(body) => event_request(body, trigger, &invocation_id),
+            Input::Queued { body, attempt } => {
+                let mut req = event_request(body, trigger, &invocation_id);
+                req.headers_mut()
+                    .insert("x-arcus-attempt", http::HeaderValue::from(attempt));
+                req
+            }
         };
         self.invoke_wasm(target, resolved, req, pending, slot).await
     }
@@ -196,7 +210,7 @@ impl Engine {
         }
     }
 
-    async fn route(&self, app: &str, function: &str) -> Result<Arc<Route>> {
+    pub(crate) async fn route(&self, app: &str, function: &str) -> Result<Arc<Route>> {
         if let Some(r) = self.inner.routes.get(app, function) {
             return Ok(r);
         }
@@ -217,7 +231,7 @@ impl Engine {
         Ok(route)
     }
 
-    async fn resolve(&self, route: &Route, q: &Qualifier) -> Result<Resolved> {
+    pub(crate) async fn resolve(&self, route: &Route, q: &Qualifier) -> Result<Resolved> {
         let f = &route.function;
         let n = match q {
             Qualifier::Draft => {

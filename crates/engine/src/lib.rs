@@ -9,11 +9,13 @@ pub mod autoscale;
 mod cache;
 mod control;
 mod dispatch;
+mod events;
 mod lifecycle;
 mod process;
 mod recorder;
 
 pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
+pub use events::{Publisher, destination_record};
 pub use process::{REGION, function_arn};
 pub use recorder::Recorder;
 
@@ -38,6 +40,9 @@ pub struct EngineConfig {
     pub wasm_memory_budget_mb: u32,
     /// The autoscaler's stable window (its panic window is a tenth of it).
     pub autoscale_window: std::time::Duration,
+    /// This node's identity as an owner of async event leases; stable across restarts
+    /// so a restarted node resumes its own leases at once.
+    pub node_id: String,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +52,7 @@ impl Default for EngineConfig {
             protected_addrs: Vec::new(),
             wasm_memory_budget_mb: DEFAULT_WASM_MEMORY_BUDGET_MB,
             autoscale_window: autoscale::STABLE_WINDOW,
+            node_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 }
@@ -67,6 +73,7 @@ struct Inner {
     components: cache::ComponentCache,
     recorder: Recorder,
     protected: Arc<Vec<SocketAddr>>,
+    queue: events::Queue,
 }
 
 impl Engine {
@@ -80,6 +87,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Self {
         let recorder = Recorder::start(store.clone());
+        let store_for_queue = store.clone();
         let inner = Arc::new(Inner {
             store,
             blobs,
@@ -90,8 +98,10 @@ impl Engine {
             components: cache::ComponentCache::new(config.max_loaded_components),
             recorder,
             protected: Arc::new(config.protected_addrs),
+            queue: events::Queue::new(store_for_queue, config.node_id),
         });
         lifecycle::start(&inner, config.autoscale_window);
+        events::start(&inner);
         Self { inner }
     }
 

@@ -144,7 +144,7 @@ impl Engine {
         let spec = self.process_spec(target, &resolved, kind);
         let id = pending.record.id.clone();
         let (event, http_call, trace) = match input {
-            Input::Event(body) => (body, false, None),
+            Input::Event(body) | Input::Queued { body, .. } => (body, false, None),
             Input::Http(req) => {
                 let (parts, body) = req.into_parts();
                 let stage = target.qualifier.to_string();

@@ -161,14 +161,16 @@ pub async fn update_function(
     Ok(Json(s.engine.update_function(&app, &f, req).await?))
 }
 
-/// Deletes a function with its versions and aliases.
-#[utoipa::path(delete, path = "/api/v1/apps/{app}/functions/{function}", tag = "functions",
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+/// Deletes a function with its versions and aliases; with async invocations still to
+/// run only when `force=true` (they are marked cancelled).
+#[utoipa::path(delete, path = "/api/v1/apps/{app}/functions/{function}", tag = "functions", params(ForceQuery),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_function(
     State(s): State<AppState>,
     ApiPath((app, f)): ApiPath<(String, String)>,
+    ApiQuery(q): ApiQuery<ForceQuery>,
 ) -> Res<StatusCode> {
-    s.engine.delete_function(&app, &f).await?;
+    s.engine.delete_function(&app, &f, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -141,6 +141,9 @@ enum FnCommand {
     Delete {
         /// The function, as <app>/<fn>.
         target: FnRef,
+        /// Also cancel its queued async invocations.
+        #[arg(long)]
+        force: bool,
     },
     /// Change how a function scales; flags not given keep their current values.
     Scale {
@@ -264,9 +267,9 @@ pub async fn run(cmd: FnCmd) -> anyhow::Result<()> {
                 describe(&f)?;
             }
         }
-        FnCommand::Delete { target } => {
+        FnCommand::Delete { target, force } => {
             client
-                .delete_function(&target.app, &target.function)
+                .delete_function(&target.app, &target.function, force)
                 .await?;
             if !ctx.json {
                 outln!("deleted function {target}");

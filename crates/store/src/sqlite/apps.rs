@@ -4,7 +4,7 @@ use super::util::{
     col, config_from_db, db, from_json, function_id, function_not_found, is_unique_violation,
     require_app, to_json, ts_from_db, ts_to_db,
 };
-use arcus_core::model::{App, CodeRef, Function, FunctionMeta};
+use arcus_core::model::{App, CodeRef, Function, FunctionMeta, Timestamp};
 use arcus_core::{Error, ErrorCode, Result};
 use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
@@ -133,7 +133,18 @@ pub(super) async fn delete_app(conn: &mut SqliteConnection, name: &str, force: b
             format!("app `{name}` still has {functions} function(s); delete them first or force"),
         ));
     }
+    let now = Timestamp::now_utc();
+    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM functions WHERE app = ?")
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    for id in &ids {
+        super::events::cancel_pending(conn, id, now).await?;
+    }
     // Children first: the foreign keys have no cascades.
+    super::triggers::delete_triggers_of(conn, "SELECT id FROM functions WHERE app = ?", name)
+        .await?;
     for sql in [
         "DELETE FROM alias_history WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
         "DELETE FROM aliases WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
@@ -255,8 +266,21 @@ pub(super) async fn delete_function(
     conn: &mut SqliteConnection,
     app: &str,
     name: &str,
+    force: bool,
 ) -> Result<()> {
     let id = function_id(conn, app, name).await?;
+    let pending = super::events::count_pending(conn, &id).await?;
+    if pending > 0 && !force {
+        return Err(Error::new(
+            ErrorCode::Conflict,
+            format!(
+                "{app}/{name} has {pending} async invocation(s) still to run; \
+                 delete with force=true to cancel them"
+            ),
+        ));
+    }
+    super::events::cancel_pending(conn, &id, Timestamp::now_utc()).await?;
+    super::triggers::delete_triggers_of(conn, "?", &id).await?;
     for sql in [
         "DELETE FROM alias_history WHERE function_id = ?",
         "DELETE FROM aliases WHERE function_id = ?",

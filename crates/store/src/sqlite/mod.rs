@@ -5,8 +5,10 @@
 //! reads in one deferred transaction (a consistent snapshot).
 
 mod apps;
+mod events;
 mod records;
 mod schema;
+mod triggers;
 mod util;
 mod versions;
 
@@ -14,9 +16,11 @@ pub use records::DEFAULT_LIMIT as DEFAULT_RECORD_LIMIT;
 pub use schema::SCHEMA_VERSION;
 pub use versions::ALIAS_HISTORY_LIMIT;
 
+use arcus_core::events::{AttemptResult, Event, NewEvent};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
-use arcus_core::store::{RecordQuery, Store};
+use arcus_core::store::{DueFunction, EventQuery, RecordQuery, Store};
+use arcus_core::trigger::Trigger;
 use arcus_core::{Error, Result};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -174,9 +178,9 @@ impl Store for SqliteStore {
         commit(tx).await
     }
 
-    async fn delete_function(&self, app: &str, name: &str) -> Result<()> {
+    async fn delete_function(&self, app: &str, name: &str, force: bool) -> Result<()> {
         let mut tx = self.write().await?;
-        apps::delete_function(&mut tx, app, name).await?;
+        apps::delete_function(&mut tx, app, name, force).await?;
         commit(tx).await
     }
 
@@ -280,6 +284,11 @@ impl Store for SqliteStore {
         records::list_invocations(&mut tx, app, function, query).await
     }
 
+    async fn get_invocation(&self, id: &str) -> Result<InvocationRecord> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        records::get_invocation(&mut conn, id).await
+    }
+
     async fn list_logs(
         &self,
         app: &str,
@@ -290,6 +299,86 @@ impl Store for SqliteStore {
         records::list_logs(&mut tx, app, function, query).await
     }
 
+    async fn enqueue_events(&self, events: &[NewEvent]) -> Result<Vec<Result<String>>> {
+        let mut tx = self.write().await?;
+        let ids = events::enqueue(&mut tx, events).await?;
+        commit(tx).await?;
+        Ok(ids)
+    }
+
+    async fn due_functions(&self, now: Timestamp) -> Result<(Vec<DueFunction>, Option<Timestamp>)> {
+        let mut tx = self.read().await?;
+        events::due(&mut tx, now).await
+    }
+
+    async fn claim_events(
+        &self,
+        function_id: &str,
+        limit: u32,
+        ordered: bool,
+        owner: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Vec<Event>> {
+        let mut tx = self.write().await?;
+        let claimed = events::claim(
+            &mut tx,
+            function_id,
+            limit,
+            ordered,
+            owner,
+            lease_until,
+            now,
+        )
+        .await?;
+        commit(tx).await?;
+        Ok(claimed)
+    }
+
+    async fn finish_attempts(&self, results: &[AttemptResult]) -> Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        events::finish(&mut tx, results).await?;
+        commit(tx).await
+    }
+
+    async fn get_event(&self, id: &str) -> Result<Event> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        events::get(&mut conn, id).await
+    }
+
+    async fn list_events(
+        &self,
+        app: &str,
+        function: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>> {
+        let mut tx = self.read().await?;
+        events::list(&mut tx, app, function, query).await
+    }
+
+    async fn redrive_events(
+        &self,
+        app: &str,
+        function: &str,
+        id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let n = events::redrive(&mut tx, app, function, id, now).await?;
+        commit(tx).await?;
+        Ok(n)
+    }
+
+    async fn release_leases(&self, owner: &str, now: Timestamp) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let n = events::release_leases(&mut tx, owner, now).await?;
+        commit(tx).await?;
+        Ok(n)
+    }
+
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
         let mut conn = self.pool.acquire().await.map_err(util::db)?;
         records::get_setting(&mut conn, key).await
@@ -298,5 +387,55 @@ impl Store for SqliteStore {
     async fn put_setting(&self, key: &str, value: &str) -> Result<()> {
         let mut conn = self.pool.acquire().await.map_err(util::db)?;
         records::put_setting(&mut conn, key, value).await
+    }
+
+    async fn create_trigger(&self, trigger: &Trigger) -> Result<()> {
+        let mut tx = self.write().await?;
+        triggers::create_trigger(&mut tx, trigger).await?;
+        commit(tx).await
+    }
+
+    async fn get_trigger(&self, app: &str, function: &str, name: &str) -> Result<Trigger> {
+        let mut tx = self.read().await?;
+        triggers::get_trigger(&mut tx, app, function, name).await
+    }
+
+    async fn get_trigger_by_id(&self, id: &str) -> Result<Trigger> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        triggers::get_trigger_by_id(&mut conn, id).await
+    }
+
+    async fn list_triggers(&self, app: &str, function: &str) -> Result<Vec<Trigger>> {
+        let mut tx = self.read().await?;
+        triggers::list_triggers(&mut tx, app, function).await
+    }
+
+    async fn list_all_triggers(&self) -> Result<Vec<Trigger>> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        triggers::list_all_triggers(&mut conn).await
+    }
+
+    async fn update_trigger(&self, trigger: &Trigger) -> Result<()> {
+        let mut tx = self.write().await?;
+        triggers::update_trigger(&mut tx, trigger).await?;
+        commit(tx).await
+    }
+
+    async fn delete_trigger(&self, app: &str, function: &str, name: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        triggers::delete_trigger(&mut tx, app, function, name).await?;
+        commit(tx).await
+    }
+
+    async fn claim_cron_tick(&self, trigger_id: &str, tick: Timestamp) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let claimed = triggers::claim_cron_tick(&mut tx, trigger_id, tick).await?;
+        commit(tx).await?;
+        Ok(claimed)
+    }
+
+    async fn last_cron_tick(&self, trigger_id: &str) -> Result<Option<Timestamp>> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        triggers::last_cron_tick(&mut conn, trigger_id).await
     }
 }

@@ -108,6 +108,26 @@ pub(super) async fn insert_logs(conn: &mut SqliteConnection, lines: &[LogLine]) 
     Ok(())
 }
 
+/// One record by invocation id.
+pub(super) async fn get_invocation(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<InvocationRecord> {
+    let sql = format!("SELECT {INVOCATION_COLUMNS} FROM invocations WHERE id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| {
+            arcus_core::Error::new(
+                arcus_core::ErrorCode::NotFound,
+                format!("invocation {id} not found"),
+            )
+        })?;
+    invocation_from_row(&row)
+}
+
 pub(super) async fn list_invocations(
     conn: &mut SqliteConnection,
     app: &str,

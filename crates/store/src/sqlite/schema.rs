@@ -19,10 +19,20 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "app quotas",
         include_str!("../../migrations/0002_app_quotas.sql"),
     ),
+    (
+        3,
+        "async events",
+        include_str!("../../migrations/0003_async_events.sql"),
+    ),
+    (
+        4,
+        "triggers",
+        include_str!("../../migrations/0004_triggers.sql"),
+    ),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

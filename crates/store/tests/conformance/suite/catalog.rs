@@ -132,11 +132,16 @@ pub async fn functions(s: &dyn Store) {
     fails_unchanged(
         s,
         ErrorCode::FunctionNotFound,
-        s.delete_function("a", "nope"),
+        s.delete_function("a", "nope", false),
     )
     .await;
-    fails_unchanged(s, ErrorCode::AppNotFound, s.delete_function("nope", "f1")).await;
-    s.delete_function("a", "f1").await.unwrap();
+    fails_unchanged(
+        s,
+        ErrorCode::AppNotFound,
+        s.delete_function("nope", "f1", false),
+    )
+    .await;
+    s.delete_function("a", "f1", false).await.unwrap();
     assert_err(s.get_function("a", "f1").await, ErrorCode::FunctionNotFound);
     assert_eq!(s.list_functions("a").await.unwrap(), vec![f2]);
     assert_eq!(
@@ -180,7 +185,7 @@ pub async fn function_delete_cascades(s: &dyn Store) {
         s.list_logs("a", "other", &query(None, 0)).await.unwrap(),
     );
 
-    s.delete_function("a", "f").await.unwrap();
+    s.delete_function("a", "f", false).await.unwrap();
     assert_err(s.get_function("a", "f").await, ErrorCode::FunctionNotFound);
     assert_err(s.list_versions("a", "f").await, ErrorCode::FunctionNotFound);
     assert_err(

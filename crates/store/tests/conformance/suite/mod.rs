@@ -86,6 +86,11 @@ pub fn function(app: &str, name: &str) -> Function {
                 keep_alive_s: 60,
                 ..Default::default()
             },
+            async_config: arcus_core::events::AsyncConfig {
+                max_retries: 5,
+                ordered: true,
+                ..Default::default()
+            },
         },
         code: Some(CodeRef {
             sha256: sha('a'),
