@@ -5,3 +5,4 @@
 pub mod engine;
 pub mod fixtures;
 pub mod node;
+pub mod proxy;
