@@ -77,9 +77,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             node_id: node_id(data)?,
         },
     );
+    let triggers = arcus_triggers::Manager::new(engine.store().clone(), Arc::new(engine.clone()));
+    triggers.start();
     let app = arcus_gateway::router(AppState {
         engine: engine.clone(),
         auth,
+        triggers: triggers.clone(),
     });
     eprintln!("arcus listening on http://{addr}");
 
@@ -101,6 +104,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Ok(joined) => joined?.context("server failed")?,
         Err(_) => eprintln!("arcus: grace period over; closing remaining connections"),
     }
+    triggers.shutdown().await;
     engine.stop_instances().await;
     engine.flush().await;
     eprintln!("arcus: stopped");

@@ -319,6 +319,9 @@ pub struct TriggerView {
     pub trigger: Trigger,
     /// Its status.
     pub status: TriggerStatus,
+    /// The public path events are posted to (webhook triggers): `/hooks/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// `POST .../triggers`.

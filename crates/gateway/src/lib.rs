@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod invoke;
 mod openapi;
+mod triggers;
 
 pub use auth::Auth;
 pub use error::{ApiError, ERROR_CODE, REQUEST_ID};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Token verification.
     pub auth: Auth,
+    /// The node's triggers.
+    pub triggers: arcus_triggers::Manager,
 }
 
 async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -86,6 +89,16 @@ fn api_router(state: AppState) -> Router<AppState> {
         .route(&format!("{fn_path}/invocations"), get(api::invocations))
         .route(&format!("{fn_path}/logs"), get(api::logs))
         .route(&format!("{fn_path}/instances"), get(api::instances))
+        .route(
+            &format!("{fn_path}/triggers"),
+            post(triggers::create_trigger).get(triggers::list_triggers),
+        )
+        .route(
+            &format!("{fn_path}/triggers/{{trigger}}"),
+            get(triggers::get_trigger)
+                .patch(triggers::update_trigger)
+                .delete(triggers::delete_trigger),
+        )
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(state, require_token));
     Router::new()
@@ -107,6 +120,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
         .route("/readyz", get(ready))
         .route("/fn/{*path}", any(invoke::fn_route))
+        .route(
+            "/hooks/{trigger_id}",
+            post(triggers::webhook).layer(DefaultBodyLimit::disable()),
+        )
         .merge(api_router(state.clone()))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -13,3 +13,5 @@ mod auth_limits;
 mod errors;
 #[path = "router/invoke.rs"]
 mod invoke;
+#[path = "router/triggers.rs"]
+mod triggers;

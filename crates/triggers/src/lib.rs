@@ -6,6 +6,7 @@
 
 mod batch;
 mod cron;
+mod crud;
 mod manager;
 mod registry;
 mod sink;

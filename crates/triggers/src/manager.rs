@@ -138,10 +138,15 @@ impl Manager {
 
     /// The function's async concurrency (how many invocations the trigger may run).
     async fn concurrency(&self, trigger: &Trigger) -> u32 {
-        // TODO(triggers): read the function's `async.concurrency` once FunctionMeta
-        // carries the async config.
-        let _ = trigger;
-        DEFAULT_ASYNC_CONCURRENCY
+        match self
+            .inner
+            .store
+            .get_function(&trigger.app, &trigger.function)
+            .await
+        {
+            Ok(f) => f.meta.async_config.concurrency.max(1),
+            Err(_) => DEFAULT_ASYNC_CONCURRENCY,
+        }
     }
 
     fn spawn(&self, trigger: Trigger, concurrency: u32) {
@@ -200,9 +205,12 @@ impl Manager {
     pub fn view(&self, trigger: &Trigger) -> TriggerView {
         let mut shown = trigger.clone();
         shown.config = trigger.config.redacted();
+        let url = matches!(trigger.config, TriggerConfig::Webhook(_))
+            .then(|| crate::webhook::hook_path(&trigger.id));
         TriggerView {
             status: self.status(trigger),
             trigger: shown,
+            url,
         }
     }
 
@@ -272,6 +280,11 @@ impl Manager {
             r.cancel.cancel();
             let _ = r.task.await;
         }
+    }
+
+    /// The metadata store.
+    pub(crate) fn store(&self) -> &std::sync::Arc<dyn Store> {
+        &self.inner.store
     }
 
     /// Ids of the triggers with a running task (for tests and diagnostics).

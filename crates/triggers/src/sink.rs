@@ -3,9 +3,7 @@
 
 use arcus_core::Result;
 use arcus_core::record::TriggerKind;
-#[cfg(any())]
-use arcus_engine::Engine;
-use arcus_engine::Target;
+use arcus_engine::{Engine, Target};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -26,8 +24,6 @@ pub trait EventSink: Send + Sync + 'static {
     ) -> Result<String>;
 }
 
-// TODO(triggers): enabled once `Engine::invoke_json` and `Engine::enqueue` land.
-#[cfg(any())]
 #[async_trait]
 impl EventSink for Engine {
     async fn invoke(&self, target: &Target, kind: TriggerKind, payload: Bytes) -> Result<Bytes> {

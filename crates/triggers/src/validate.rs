@@ -160,8 +160,8 @@ mod tests {
         let m = err(serde_json::json!({"name": "t", "config": {"type": "redis",
             "url": "redis://h", "stream": "s", "group": "g", "batch_size": 0}}));
         assert!(m.contains("batch_size"), "{m}");
-        let m = err(serde_json::json!({"name": "Bad Name", "config": {"type": "webhook"}}));
-        assert!(!m.is_empty());
+        let e = create(serde_json::json!({"name": "Bad Name", "config": {"type": "webhook"}}));
+        assert_eq!(e.unwrap_err().code, arcus_core::ErrorCode::InvalidName);
     }
 
     #[test]

@@ -179,9 +179,14 @@ impl Harness {
     pub async fn new() -> Self {
         let (engine, dir) = arcus_testkit::engine::engine().await;
         let auth = Auth::from_hash_hex(&Auth::hash(TOKEN)).unwrap();
+        let triggers = arcus_triggers::Manager::new(
+            engine.store().clone(),
+            std::sync::Arc::new(engine.clone()),
+        );
         let app = router(AppState {
             engine: engine.clone(),
             auth,
+            triggers,
         });
         Self { app, engine, dir }
     }
@@ -316,7 +321,11 @@ impl Harness {
             for f in store.list_functions(&app.name).await.unwrap() {
                 let versions = store.list_versions(&app.name, &f.name).await.unwrap();
                 let aliases = store.list_aliases(&app.name, &f.name).await.unwrap();
-                functions.push(json!({ "function": f, "versions": versions, "aliases": aliases }));
+                let triggers = store.list_triggers(&app.name, &f.name).await.unwrap();
+                functions.push(
+                    json!({ "function": f, "versions": versions, "aliases": aliases,
+                    "triggers": triggers }),
+                );
             }
             apps.push(json!({ "app": app, "functions": functions }));
         }
