@@ -9,6 +9,7 @@ use arcus_core::api::{
     UpdateFunction,
 };
 use arcus_core::error::ErrorBody;
+use arcus_core::events::{Accepted, MAX_ASYNC_PAYLOAD_BYTES};
 use arcus_core::limits::{
     MAX_LIST_LIMIT, MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES, MAX_ZIP_CODE_BYTES,
 };
@@ -34,11 +35,24 @@ pub struct ForceQuery {
     pub force: bool,
 }
 
-/// `?qualifier=` of invoke.
+/// `?qualifier=&mode=` of invoke.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct InvokeQuery {
     /// `draft`, a version number or an alias; default `live`.
     pub qualifier: Option<String>,
+    /// `sync` (default) answers with the function's response; `async` answers 202 with
+    /// an invocation id once the event is durably queued.
+    pub mode: Option<InvokeMode>,
+}
+
+/// How `POST .../invoke` runs the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvokeMode {
+    /// Wait for the function's response.
+    Sync,
+    /// Queue the event (202) and run it in the background, with retries.
+    Async,
 }
 
 /// Filters of records and logs.
@@ -343,24 +357,34 @@ pub async fn rollback_alias(
     Ok(Json(s.engine.rollback_alias(&app, &f, &a).await?))
 }
 
-/// Invokes a function synchronously with a JSON event (delivered to wasm as `POST /`);
-/// answers with the function's own response.
+/// Invokes a function with a JSON event (delivered to wasm as `POST /`). Sync: answers
+/// with the function's own response. Async (`mode=async`, up to 256 KiB): answers 202
+/// with the invocation id once the event is stored; an `idempotency-key` header repeated
+/// within 24 h returns the first id.
 #[utoipa::path(post, path = "/api/v1/apps/{app}/functions/{function}/invoke", tag = "invoke", params(InvokeQuery),
     request_body(content = Object, content_type = "application/json"),
     responses((status = 200, description = "the function's response"), (status = 400, body = ErrorBody),
+        (status = 202, body = Accepted),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub async fn invoke(
     State(s): State<AppState>,
     Extension(RequestId(id)): Extension<RequestId>,
     ApiPath((app, f)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<InvokeQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Res<Response> {
     let qualifier = match q.qualifier.as_deref() {
         None | Some("") => Qualifier::live(),
         Some(q) => Qualifier::parse(q)?,
     };
-    let payload = read_body(body, MAX_SYNC_PAYLOAD_BYTES).await?;
+    let is_async = q.mode == Some(InvokeMode::Async);
+    let limit = if is_async {
+        MAX_ASYNC_PAYLOAD_BYTES
+    } else {
+        MAX_SYNC_PAYLOAD_BYTES
+    };
+    let payload = read_body(body, limit).await?;
     let payload = if payload.is_empty() {
         Bytes::from_static(b"{}")
     } else {
@@ -377,6 +401,14 @@ pub async fn invoke(
         function: f,
         qualifier,
     };
+    if is_async {
+        let key = crate::events::idempotency_key(&headers)?;
+        let invocation_id = s
+            .engine
+            .enqueue(&target, TriggerKind::Async, payload, key)
+            .await?;
+        return Ok(crate::events::accepted(invocation_id));
+    }
     let invoked = s
         .engine
         .invoke(&target, id, TriggerKind::Api, Input::Event(payload))

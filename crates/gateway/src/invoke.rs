@@ -4,6 +4,7 @@ use crate::AppState;
 use crate::api::read_body;
 use crate::error::{ApiError, RequestId};
 use arcus_core::ErrorCode;
+use arcus_core::events::MAX_ASYNC_PAYLOAD_BYTES;
 use arcus_core::limits::MAX_SYNC_PAYLOAD_BYTES;
 use arcus_core::names::Qualifier;
 use arcus_core::record::TriggerKind;
@@ -12,6 +13,10 @@ use axum::body::Body;
 use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
+
+/// Request header asking for an async invocation (`event`), as Lambda's
+/// `X-Amz-Invocation-Type`.
+pub const INVOCATION_TYPE: &str = "x-arcus-invocation-type";
 
 /// Header naming the error type of a handler function's error.
 pub const FUNCTION_ERROR: &str = "x-arcus-function-error";
@@ -113,7 +118,16 @@ pub async fn fn_route(
             ));
         }
     }
-    let payload = read_body(body, MAX_SYNC_PAYLOAD_BYTES).await?;
+    let is_async = parts
+        .headers
+        .get(INVOCATION_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"event"));
+    let limit = if is_async {
+        MAX_ASYNC_PAYLOAD_BYTES
+    } else {
+        MAX_SYNC_PAYLOAD_BYTES
+    };
+    let payload = read_body(body, limit).await?;
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("/{rest}?{q}"),
         None => format!("/{rest}"),
@@ -132,6 +146,11 @@ pub async fn fn_route(
         function,
         qualifier,
     };
+    if is_async {
+        let key = crate::events::idempotency_key(req.headers())?;
+        let invocation_id = s.engine.enqueue_http(&target, req, key).await?;
+        return Ok(crate::events::accepted(invocation_id));
+    }
     let invoked = s
         .engine
         .invoke(&target, id, TriggerKind::Http, Input::Http(req))

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod error;
+mod events;
 mod invoke;
 mod openapi;
 mod triggers;
@@ -89,6 +90,23 @@ fn api_router(state: AppState) -> Router<AppState> {
         .route(&format!("{fn_path}/invocations"), get(api::invocations))
         .route(&format!("{fn_path}/logs"), get(api::logs))
         .route(&format!("{fn_path}/instances"), get(api::instances))
+        .route("/api/v1/invocations/{id}", get(events::get_invocation))
+        .route(
+            &format!("{fn_path}/async-invocations"),
+            get(events::async_invocations),
+        )
+        .route(
+            &format!("{fn_path}/dead-letters"),
+            get(events::dead_letters),
+        )
+        .route(
+            &format!("{fn_path}/dead-letters/redrive"),
+            post(events::redrive_all),
+        )
+        .route(
+            &format!("{fn_path}/dead-letters/{{id}}/redrive"),
+            post(events::redrive_one),
+        )
         .route(
             &format!("{fn_path}/triggers"),
             post(triggers::create_trigger).get(triggers::list_triggers),

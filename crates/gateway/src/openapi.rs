@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use crate::{api, triggers};
+use crate::{api, events, triggers};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -15,6 +15,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         api::put_code, api::publish, api::list_versions, api::get_version, api::delete_version,
         api::put_alias, api::list_aliases, api::get_alias, api::delete_alias, api::rollback_alias,
         api::invoke, api::invocations, api::logs, api::instances,
+        events::get_invocation, events::async_invocations, events::dead_letters, events::redrive_all, events::redrive_one,
         triggers::create_trigger, triggers::list_triggers, triggers::get_trigger, triggers::update_trigger,
         triggers::delete_trigger, triggers::webhook,
     ),

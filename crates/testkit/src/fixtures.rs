@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 /// The names of every fixture component.
-pub const ALL: [&str; 10] = [
-    "hello", "echo", "env", "sleep", "trap", "memhog", "logger", "outbound", "js-hello", "py-hello",
+pub const ALL: [&str; 11] = [
+    "hello", "echo", "env", "sleep", "trap", "memhog", "logger", "outbound", "js-hello",
+    "py-hello", "flaky",
 ];
 
 /// Path of a built fixture; panics with instructions if it was not built.

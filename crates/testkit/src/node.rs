@@ -119,6 +119,23 @@ impl Node {
         Self::spawn(&self.bin, dir)
     }
 
+    /// Kills this node with SIGKILL (no shutdown at all) and starts a new one on the
+    /// same data dir.
+    pub fn kill9_and_restart(mut self) -> Node {
+        let pid = i32::try_from(self.child.id()).expect("pid fits in i32");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        assert!(
+            self.wait_exit(Duration::from_secs(10)).is_some(),
+            "node did not die"
+        );
+        let path = self.data_dir().to_path_buf();
+        let dir = std::mem::replace(&mut self.dir, DataDir::Given(path));
+        Self::spawn(&self.bin, dir)
+    }
+
     fn spawn(bin: &Path, dir: DataDir) -> Node {
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
