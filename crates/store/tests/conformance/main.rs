@@ -53,6 +53,9 @@ conformance!(
     invocation_records,
     log_lines,
     settings,
+    triggers,
+    cron_tick_claims,
+    triggers_deleted_with_function_and_app,
 );
 
 #[tokio::test]

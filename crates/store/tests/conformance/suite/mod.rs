@@ -4,15 +4,18 @@
 //! - `catalog`: apps, functions, versions;
 //! - `aliases`: aliases and their rollback history;
 //! - `records`: invocation records, log lines, settings;
+//! - `triggers`: triggers and cron tick claims;
 //! - here: fixtures, helpers, and `seed` / `verify_seeded` for persistence checks.
 
 mod aliases;
 mod catalog;
 mod records;
+mod triggers;
 
 pub use aliases::{alias_rollback, aliases};
 pub use catalog::{apps, function_delete_cascades, functions, versions};
 pub use records::{invocation_records, log_lines, settings};
+pub use triggers::{cron_tick_claims, triggers, triggers_deleted_with_function_and_app};
 
 use arcus_core::model::{
     Alias, AliasTarget, App, Canary, CodeRef, ExecConfig, Function, FunctionErrorCode,
