@@ -56,6 +56,11 @@ conformance!(
     triggers,
     cron_tick_claims,
     triggers_deleted_with_function_and_app,
+    event_enqueue,
+    event_claims_and_finishes,
+    event_fifo_claims,
+    event_dead_letters,
+    event_cancel_and_release,
 );
 
 #[tokio::test]
