@@ -10,7 +10,7 @@ mod serve;
 mod target;
 
 use clap::{Parser, Subcommand};
-use commands::{alias, app, deploy, function, invoke, observe, versions};
+use commands::{alias, app, deploy, function, invoke, observe, queue, trigger, versions};
 use std::process::ExitCode;
 
 /// Arcus: a self-hosted Function-as-a-Service platform for WebAssembly components.
@@ -46,6 +46,12 @@ enum Command {
     Logs(observe::LogsArgs),
     /// Show a function's recent invocations.
     Invocations(observe::InvocationsArgs),
+    /// Show where one invocation is (async: queued … dead_lettered, with attempts).
+    Invocation(queue::InvocationArgs),
+    /// List a function's async invocations and redrive its dead letters.
+    Queue(queue::QueueCmd),
+    /// Create, list, show, enable, disable and delete triggers (cron, webhook, brokers).
+    Trigger(trigger::TriggerCmd),
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -61,6 +67,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => alias::rollback(args).await?,
         Command::Logs(args) => observe::logs(args).await?,
         Command::Invocations(args) => observe::invocations(args).await?,
+        Command::Trigger(cmd) => trigger::run(cmd).await?,
+        Command::Invocation(args) => queue::invocation(args).await?,
+        Command::Queue(cmd) => queue::run(cmd).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -77,6 +77,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             node_id: node_id(data)?,
         },
     );
+    engine.set_publisher(Arc::new(arcus_triggers::Publishers::new()));
     let triggers = arcus_triggers::Manager::new(engine.store().clone(), Arc::new(engine.clone()));
     triggers.start();
     let app = arcus_gateway::router(AppState {

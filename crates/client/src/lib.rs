@@ -14,9 +14,12 @@
 //! come back as [`ClientError::Api`] with the server's code, message and request id.
 
 mod error;
+mod events;
 mod invoke;
+mod triggers;
 
 pub use error::ClientError;
+pub use events::Redriven;
 pub use invoke::InvokeResponse;
 
 use arcus_core::api::{

@@ -23,6 +23,13 @@ pub struct InvokeArgs {
     /// Also print the HTTP status, invocation id and version to stderr.
     #[arg(long, short = 'i')]
     include: bool,
+    /// Queue the event and print its invocation id instead of waiting for the response
+    /// (see `arcus invocation <id>`).
+    #[arg(long = "async")]
+    is_async: bool,
+    /// With --async: repeats with the same key within 24 h return the first id.
+    #[arg(long, value_name = "KEY", requires = "is_async")]
+    idempotency_key: Option<String>,
 }
 
 /// Runs `invoke`: the body goes to stdout; exits 1 when the status is 4xx or 5xx.
@@ -35,6 +42,24 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<ExitCode> {
         qualifier,
     } = &args.target;
     let qualifier = qualifier.as_ref().map(ToString::to_string);
+    if args.is_async {
+        let id = ctx
+            .client
+            .invoke_async(
+                &f.app,
+                &f.function,
+                qualifier.as_deref(),
+                event,
+                args.idempotency_key.as_deref(),
+            )
+            .await?;
+        if ctx.json {
+            print_json(&serde_json::json!({ "invocation_id": id }))?;
+        } else {
+            println!("{id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let resp = ctx
         .client
         .invoke(&f.app, &f.function, qualifier.as_deref(), event)

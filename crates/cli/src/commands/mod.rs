@@ -6,4 +6,6 @@ pub mod deploy;
 pub mod function;
 pub mod invoke;
 pub mod observe;
+pub mod queue;
+pub mod trigger;
 pub mod versions;
