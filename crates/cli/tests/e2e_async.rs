@@ -569,3 +569,64 @@ async fn a_thousand_events_survive_a_sigkill_of_the_server() {
         .count();
     assert!(retried <= 8, "{retried} events ran more than once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_and_failure_records_reach_http_and_nats_destinations() {
+    // An HTTP endpoint that keeps what it is sent.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+    // A NATS subscriber on a subject of its own.
+    let subject = format!("arcus.test.dest.{}", std::process::id());
+    let nats = async_nats::connect("127.0.0.1:4222").await.unwrap();
+    let mut sub = nats.subscribe(subject.clone()).await.unwrap();
+    nats.flush().await.unwrap();
+
+    let node = Node::start(bin());
+    node.create_app("dest").await;
+    let cfg = AsyncConfig {
+        on_success: Some(Destination::Http {
+            url: format!("http://{hook_addr}/hook"),
+        }),
+        on_failure: Some(Destination::Nats {
+            url: "nats://127.0.0.1:4222".into(),
+            subject: subject.clone(),
+        }),
+        ..fast_retries(0)
+    };
+    node.deploy("dest", flaky("f", cfg), &fixtures::path("flaky"))
+        .await;
+    let good = enqueue_ok(&node, "dest/f", &json!({"n": 1})).await;
+    let bad = enqueue_ok(&node, "dest/f", &json!({"fail_until": 1})).await;
+
+    let rec = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("the HTTP destination got nothing")
+        .unwrap();
+    assert_eq!(rec["requestContext"]["requestId"], good.as_str());
+    assert_eq!(rec["requestContext"]["condition"], "Success");
+    assert_eq!(rec["responseContext"]["statusCode"], 200);
+    assert_eq!(rec["responsePayload"]["attempt"], 1);
+    assert_eq!(rec["requestPayload"], json!({"n": 1}));
+
+    let msg = tokio::time::timeout(Duration::from_secs(20), futures::StreamExt::next(&mut sub))
+        .await
+        .expect("the NATS destination got nothing")
+        .unwrap();
+    let rec: Value = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(rec["requestContext"]["requestId"], bad.as_str());
+    assert_eq!(rec["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(rec["responseContext"]["functionError"], "function_error");
+    assert_eq!(invocation(&node, &bad).await["status"], "dead_lettered");
+}
