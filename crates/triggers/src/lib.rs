@@ -27,5 +27,6 @@ pub mod redis;
 
 pub use cron::CronSchedule;
 pub use manager::Manager;
+pub use publish::Publishers;
 pub use sink::EventSink;
 pub use source::{Invoker, Source, SourceCtx, StatusHandle};

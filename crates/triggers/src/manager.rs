@@ -46,7 +46,6 @@ struct Inner {
 
 struct Running {
     trigger: Trigger,
-    status: StatusHandle,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -182,7 +181,6 @@ impl Manager {
             trigger.id.clone(),
             Running {
                 trigger,
-                status,
                 cancel,
                 task,
             },
