@@ -25,6 +25,10 @@ pub const DEFAULT_ASYNC_CONCURRENCY: u32 = 32;
 pub const MAX_ASYNC_CONCURRENCY: u32 = 1000;
 /// How long an `idempotency-key` maps to its first invocation.
 pub const IDEMPOTENCY_WINDOW_S: i64 = 24 * 3600;
+/// How long succeeded and cancelled events stay queryable (7 days).
+pub const FINISHED_RETENTION_S: i64 = 7 * 24 * 3600;
+/// How long dead-lettered events are kept for inspection and redrive (14 days).
+pub const DEAD_LETTER_RETENTION_S: i64 = 14 * 24 * 3600;
 /// Largest `idempotency-key` header in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 256;
 

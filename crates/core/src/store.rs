@@ -168,6 +168,10 @@ pub trait Store: Send + Sync + 'static {
         id: Option<&str>,
         now: Timestamp,
     ) -> Result<u64>;
+    /// Deletes finished events: succeeded and cancelled ones last changed before
+    /// `finished_before`, dead-lettered ones before `dead_before`; returns how many.
+    async fn purge_events(&self, finished_before: Timestamp, dead_before: Timestamp)
+    -> Result<u64>;
     /// Ends every lease `owner` holds, so its running events are due at once (a node
     /// that restarted calls this with its own id).
     async fn release_leases(&self, owner: &str, now: Timestamp) -> Result<u64>;

@@ -17,6 +17,9 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 /// start-up).
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
+/// How often finished events past their retention are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
 /// Attempts running on this node, per function id.
 #[derive(Clone, Default)]
 pub(super) struct InFlight(Arc<Mutex<HashMap<String, u32>>>);
@@ -66,8 +69,13 @@ pub(super) fn start(weak: Weak<Inner>) {
                 Err(e) => tracing::warn!("cannot release this node's old leases: {e}"),
             }
         }
+        let mut last_purge = tokio::time::Instant::now();
         loop {
             let Some(inner) = weak.upgrade() else { return };
+            if last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = tokio::time::Instant::now();
+                tokio::spawn(purge(inner.store.clone()));
+            }
             let wake = inner.queue.wake.clone();
             let engine = Engine { inner };
             let pause = engine.dispatch_round(&inflight).await;
@@ -78,6 +86,22 @@ pub(super) fn start(weak: Weak<Inner>) {
             }
         }
     });
+}
+
+/// Deletes events past their retention (`docs/async.md`).
+async fn purge(store: std::sync::Arc<dyn arcus_core::store::Store>) {
+    use arcus_core::events::{DEAD_LETTER_RETENTION_S, FINISHED_RETENTION_S};
+    let now = Timestamp::now_utc();
+    let finished = now - time::Duration::seconds(FINISHED_RETENTION_S);
+    let dead = now - time::Duration::seconds(DEAD_LETTER_RETENTION_S);
+    match store.purge_events(finished, dead).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            count = n,
+            "purged finished async invocations past retention"
+        ),
+        Err(e) => tracing::warn!("cannot purge old async invocations: {e}"),
+    }
 }
 
 impl Engine {

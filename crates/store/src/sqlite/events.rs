@@ -404,3 +404,26 @@ pub(super) async fn release_leases(
             .map_err(db)?;
     Ok(r.rows_affected())
 }
+
+/// Rows deleted per purge statement, so a purge never holds the write lock for long.
+const PURGE_CHUNK: i64 = 5000;
+
+/// Deletes old finished events (one chunk); returns how many.
+pub(super) async fn purge(
+    conn: &mut SqliteConnection,
+    finished_before: Timestamp,
+    dead_before: Timestamp,
+) -> Result<u64> {
+    let r = sqlx::query(
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE \
+         (status IN ('succeeded', 'cancelled') AND updated_at < ?) \
+         OR (status = 'dead_lettered' AND updated_at < ?) LIMIT ?)",
+    )
+    .bind(ts_to_db(finished_before))
+    .bind(ts_to_db(dead_before))
+    .bind(PURGE_CHUNK)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(r.rows_affected())
+}

@@ -372,6 +372,24 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    async fn purge_events(
+        &self,
+        finished_before: Timestamp,
+        dead_before: Timestamp,
+    ) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.write().await?;
+            let n = events::purge(&mut tx, finished_before, dead_before).await?;
+            commit(tx).await?;
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
     async fn release_leases(&self, owner: &str, now: Timestamp) -> Result<u64> {
         let mut tx = self.write().await?;
         let n = events::release_leases(&mut tx, owner, now).await?;

@@ -61,6 +61,7 @@ conformance!(
     event_fifo_claims,
     event_dead_letters,
     event_cancel_and_release,
+    event_purge,
 );
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The async event queue: enqueue with idempotency, claims with leases and limits,
 //! FIFO claims, guarded finishes with follow-ups, dead letters, redrive, cancellation on
-//! forced delete, lease release.
+//! forced delete, lease release, purge.
 
 use super::*;
 use arcus_core::events::{AttemptResult, EventStatus, NewEvent, PayloadKind};
@@ -308,4 +308,30 @@ pub async fn event_cancel_and_release(s: &dyn Store) {
     assert_eq!(status(s, "e0").await.0, EventStatus::Cancelled);
     s.delete_app("a", true).await.unwrap();
     assert_eq!(status(s, "g0").await.0, EventStatus::Cancelled);
+}
+
+/// Purge deletes finished events past their retention, dead letters by their own.
+pub async fn event_purge(s: &dyn Store) {
+    let f = app_with_function(s, "a", "f").await;
+    let batch: Vec<_> = (0..4)
+        .map(|i| event(&format!("e{i}"), "f", i, None))
+        .collect();
+    s.enqueue_events(&batch).await.unwrap();
+    s.claim_events(&f.id, 3, false, "n", at(100), at(10))
+        .await
+        .unwrap();
+    s.finish_attempts(&[
+        done("e0", 1, EventStatus::Succeeded, 11),
+        done("e1", 1, EventStatus::DeadLettered, 11),
+        done("e2", 1, EventStatus::Succeeded, 50),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.purge_events(at(20), at(5)).await.unwrap(), 1);
+    assert_err(s.get_event("e0").await, ErrorCode::NotFound);
+    for kept in ["e1", "e2", "e3"] {
+        s.get_event(kept).await.unwrap();
+    }
+    assert_eq!(s.purge_events(at(20), at(20)).await.unwrap(), 1);
+    assert_err(s.get_event("e1").await, ErrorCode::NotFound);
 }

@@ -17,7 +17,7 @@ pub use aliases::{alias_rollback, aliases};
 pub use catalog::{apps, function_delete_cascades, functions, versions};
 pub use events::{
     event_cancel_and_release, event_claims_and_finishes, event_dead_letters, event_enqueue,
-    event_fifo_claims,
+    event_fifo_claims, event_purge,
 };
 pub use records::{invocation_records, log_lines, settings};
 pub use triggers::{cron_tick_claims, triggers, triggers_deleted_with_function_and_app};
