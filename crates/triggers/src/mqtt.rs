@@ -83,7 +83,7 @@ impl MqttSession {
             opts.set_credentials(user.clone(), pass);
         }
         // Room for every ack of the messages held, so an ack never waits on the loop.
-        Ok(AsyncClient::new(opts, capacity + 16))
+        Ok(AsyncClient::new(opts, capacity * 2 + 64))
     }
 }
 
@@ -93,45 +93,84 @@ impl Session for MqttSession {
         if self.conn.is_none() {
             self.conn = Some(self.open(p.capacity())?);
         }
-        let Some((client, eventloop)) = self.conn.as_mut() else {
+        let Some((client, eventloop)) = self.conn.take() else {
             return Err("mqtt client not created".into());
         };
-        let client = client.clone();
+        // The event loop is polled on its own task, never held up by the pipeline:
+        // acks of finished invocations go out through it while new messages wait.
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let stop = p.cancel.child_token();
+        let poller = tokio::spawn(poll_loop(eventloop, tx, stop.clone()));
         let topic = self.config.topic.clone();
-        let mut batcher = Batcher::new(Arc::new(MqttSettle {
-            client: client.clone(),
-        }));
-        loop {
-            tokio::select! {
-                biased;
-                _ = p.cancel.cancelled() => {
-                    let _ = client.try_disconnect();
-                    return Ok(());
+        let result = deliver(&topic, p, &client, &mut events).await;
+        stop.cancel();
+        if let Ok(eventloop) = poller.await {
+            self.conn = Some((client.clone(), eventloop));
+        }
+        if p.cancel.is_cancelled() {
+            let _ = client.try_disconnect();
+        }
+        result
+    }
+}
+
+/// Polls `eventloop` and forwards what it yields until it fails or `stop`; hands the
+/// event loop back (it keeps the session's state for the next connection).
+async fn poll_loop(
+    mut eventloop: EventLoop,
+    tx: tokio::sync::mpsc::UnboundedSender<Result<Event, String>>,
+    stop: tokio_util::sync::CancellationToken,
+) -> EventLoop {
+    loop {
+        let ev = tokio::select! {
+            ev = eventloop.poll() => ev.map_err(|e| format!("mqtt: {e}")),
+            _ = stop.cancelled() => return eventloop,
+        };
+        let failed = ev.is_err();
+        if tx.send(ev).is_err() || failed {
+            return eventloop;
+        }
+    }
+}
+
+/// Subscribes on each (re)connection and feeds the messages to the pipeline.
+async fn deliver(
+    topic: &str,
+    p: &mut Pipeline,
+    client: &AsyncClient,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<Result<Event, String>>,
+) -> Result<(), String> {
+    let mut batcher = Batcher::new(Arc::new(MqttSettle {
+        client: client.clone(),
+    }));
+    loop {
+        tokio::select! {
+            biased;
+            _ = p.cancel.cancelled() => return Ok(()),
+            ev = events.recv() => match ev {
+                Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                    if ack.code != ConnectReturnCode::Success {
+                        return Err(format!("mqtt connect refused: {:?}", ack.code));
+                    }
+                    client
+                        .try_subscribe(topic, QoS::AtLeastOnce)
+                        .map_err(|e| format!("mqtt subscribe: {e}"))?;
                 }
-                ev = eventloop.poll() => match ev {
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        if ack.code != ConnectReturnCode::Success {
-                            return Err(format!("mqtt connect refused: {:?}", ack.code));
-                        }
-                        client
-                            .try_subscribe(topic.as_str(), QoS::AtLeastOnce)
-                            .map_err(|e| format!("mqtt subscribe: {e}"))?;
+                Some(Ok(Event::Incoming(Packet::SubAck(ack)))) => {
+                    if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
+                        return Err(format!("mqtt subscription to {topic} refused"));
                     }
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
-                            return Err(format!("mqtt subscription to {topic} refused"));
-                        }
-                        p.set_connected();
-                    }
-                    Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        let record = record(&publish);
-                        p.push(&mut batcher, record, publish).await;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("mqtt: {e}")),
-                },
-                _ = batcher.due() => p.flush(&mut batcher).await,
-            }
+                    p.set_connected();
+                }
+                Some(Ok(Event::Incoming(Packet::Publish(publish)))) => {
+                    let record = record(&publish);
+                    p.push(&mut batcher, record, publish).await;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => return Err("mqtt event loop ended".into()),
+            },
+            _ = batcher.due() => p.flush(&mut batcher).await,
         }
     }
 }
@@ -158,7 +197,9 @@ impl Settle for MqttSettle {
 
     async fn ack(&self, handles: Vec<Publish>) {
         for m in handles {
-            if let Err(e) = self.client.ack(&m).await {
+            // Never waits: while the connection is down the event loop does not drain
+            // its requests; an ack that does not fit is lost and the broker redelivers.
+            if let Err(e) = self.client.try_ack(&m) {
                 tracing::debug!(error = %e, "mqtt ack failed (the message will be redelivered)");
             }
         }

@@ -1,6 +1,7 @@
 //! [`Publishers`]: delivers async-invocation destination records to an HTTP URL
 //! (`POST`, JSON, 10 s timeout, 2xx = delivered), a NATS subject (one client per URL,
-//! which reconnects by itself; delivered once flushed to the server) or an AMQP exchange
+//! which reconnects by itself; acked by JetStream when a stream captures the subject,
+//! else flushed to the server) or an AMQP exchange
 //! (one connection and confirm-mode channel per URL, re-opened after a failure;
 //! delivered once the broker confirms it; `mandatory`, so an unroutable record is an
 //! error). Function destinations are the engine's own business and are refused here.
@@ -14,6 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long the answer to "does a stream capture this subject" is kept.
+#[cfg(feature = "nats")]
+const STREAM_RECHECK: Duration = Duration::from_secs(60);
 /// Longest wait for one delivery.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -22,6 +26,9 @@ pub struct Publishers {
     http: reqwest::Client,
     #[cfg(feature = "nats")]
     nats: tokio::sync::Mutex<HashMap<String, async_nats::Client>>,
+    /// Whether a stream captures (url, subject), and when that was looked up.
+    #[cfg(feature = "nats")]
+    nats_streams: tokio::sync::Mutex<HashMap<(String, String), (std::time::Instant, bool)>>,
     #[cfg(feature = "amqp")]
     amqp: tokio::sync::Mutex<HashMap<String, Arc<AmqpOut>>>,
 }
@@ -54,6 +61,8 @@ impl Publishers {
             http,
             #[cfg(feature = "nats")]
             nats: tokio::sync::Mutex::new(HashMap::new()),
+            #[cfg(feature = "nats")]
+            nats_streams: tokio::sync::Mutex::new(HashMap::new()),
             #[cfg(feature = "amqp")]
             amqp: tokio::sync::Mutex::new(HashMap::new()),
         }
@@ -101,7 +110,10 @@ impl Publishers {
         }
     }
 
-    /// Publishes on `subject` and waits until the client has flushed it to the server.
+    /// Publishes on `subject`. When a JetStream stream captures the subject, the
+    /// record is published through JetStream and delivered once the stream acks it;
+    /// otherwise it is a core NATS publish, delivered once flushed to the server (at
+    /// most once: a connection lost right then can lose it).
     #[cfg(feature = "nats")]
     pub async fn nats_publish(&self, url: &str, subject: &str, record: Bytes) -> Result<()> {
         let client = {
@@ -120,18 +132,56 @@ impl Publishers {
                 }
             }
         };
+        let err =
+            |e: &dyn std::fmt::Display| unavailable(format!("nats destination {subject}: {e}"));
+        let js = async_nats::jetstream::new(client.clone());
+        let captured = self.nats_captured(&js, url, subject).await;
         let send = async {
-            client.publish(subject.to_string(), record).await?;
-            client.flush().await?;
-            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+            if captured {
+                let ack = js
+                    .publish(subject.to_string(), record.clone())
+                    .await
+                    .map_err(|e| err(&e))?;
+                ack.await.map(|_| ()).map_err(|e| err(&e))
+            } else {
+                client
+                    .publish(subject.to_string(), record.clone())
+                    .await
+                    .map_err(|e| err(&e))?;
+                client.flush().await.map_err(|e| err(&e))
+            }
         };
-        match tokio::time::timeout(TIMEOUT, send).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(unavailable(format!("nats destination {subject}: {e}"))),
-            Err(_) => Err(unavailable(format!(
-                "nats destination {subject}: not flushed within 10 s"
-            ))),
+        tokio::time::timeout(TIMEOUT, send)
+            .await
+            .map_err(|_| err(&"not delivered within 10 s"))?
+    }
+
+    /// Whether a JetStream stream captures `subject` (asked at most once a minute).
+    #[cfg(feature = "nats")]
+    async fn nats_captured(
+        &self,
+        js: &async_nats::jetstream::Context,
+        url: &str,
+        subject: &str,
+    ) -> bool {
+        use async_nats::jetstream::context::GetStreamByNameErrorKind;
+        let key = (url.to_string(), subject.to_string());
+        if let Some((at, captured)) = self.nats_streams.lock().await.get(&key)
+            && at.elapsed() < STREAM_RECHECK
+        {
+            return *captured;
         }
+        let captured = match js.stream_by_subject(subject).await {
+            Ok(_) => true,
+            Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => false,
+            // The lookup failed (not cached): core NATS this time.
+            Err(_) => return false,
+        };
+        self.nats_streams
+            .lock()
+            .await
+            .insert(key, (std::time::Instant::now(), captured));
+        captured
     }
 
     #[cfg(feature = "amqp")]

@@ -200,8 +200,11 @@ impl Running {
     }
 }
 
-/// `data.n` of a record.
+/// `data.n` of a record (`fields.n` for Redis entries).
 pub fn data_n(r: &Value) -> Option<u64> {
+    if let Some(f) = r.get("fields") {
+        return f.get("n")?.as_str()?.parse().ok();
+    }
     r.get("data")?.get("n")?.as_u64()
 }
 
