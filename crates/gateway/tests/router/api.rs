@@ -324,6 +324,15 @@ fn served_paths() -> Vec<(&'static str, &'static [&'static str])> {
             "/api/v1/apps/{app}/functions/{function}/instances",
             &["get"],
         ),
+        (
+            "/api/v1/apps/{app}/functions/{function}/triggers",
+            &["get", "post"],
+        ),
+        (
+            "/api/v1/apps/{app}/functions/{function}/triggers/{trigger}",
+            &["delete", "get", "patch"],
+        ),
+        ("/hooks/{trigger_id}", &["post"]),
     ]
 }
 
