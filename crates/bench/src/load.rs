@@ -140,8 +140,14 @@ impl ConnectionResult {
     }
 }
 
-/// Opens one keep-alive HTTP/1.1 connection (`TCP_NODELAY` set) and spawns its driver.
-pub async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>> {
+/// Opens one keep-alive HTTP/1.1 connection (`TCP_NODELAY` set) and spawns its driver;
+/// `B` is the request body type (`Empty` for `GET`s, `Full` for JSON posts).
+pub async fn connect<B>(addr: SocketAddr) -> Result<SendRequest<B>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = timeout(REQUEST_TIMEOUT, TcpStream::connect(addr))
         .await
         .with_context(|| format!("connecting to {addr} timed out"))?
@@ -175,11 +181,14 @@ pub async fn send_within(
 }
 
 /// Sends `request` on `sender` and reads the whole answer, within `limit`.
-pub async fn exchange(
-    sender: &mut SendRequest<Empty<Bytes>>,
-    request: hyper::Request<Empty<Bytes>>,
+pub async fn exchange<B>(
+    sender: &mut SendRequest<B>,
+    request: hyper::Request<B>,
     limit: Duration,
-) -> Result<(StatusCode, Bytes)> {
+) -> Result<(StatusCode, Bytes)>
+where
+    B: hyper::body::Body + 'static,
+{
     let exchange = async {
         sender.ready().await.context("connection closed")?;
         let response = sender

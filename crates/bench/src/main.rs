@@ -4,7 +4,9 @@
 //! runtimes, python3 and node hello handlers cold and warm against the bare interpreters
 //! and a direct call of the handler ([`process`]); and the lifecycle scenarios of issue 5:
 //! scale-from-zero latency ([`cold`]), a burst of concurrent requests to a function at
-//! zero ([`burst`]) and thousands of deployed functions on one node ([`density`]).
+//! zero ([`burst`]) and thousands of deployed functions on one node ([`density`]); and
+//! issue 6's event scenarios: async enqueue and end-to-end rates against sync invokes
+//! ([`queue`]) and a NATS trigger against a plain `async-nats` consumer ([`nats`]).
 //!
 //! Every server is loaded by the same in-process load generator ([`load`]) at each
 //! requested number of concurrent keep-alive HTTP/1.1 connections, for a bounded time per
@@ -12,13 +14,16 @@
 //! each baseline. Machines here are shared and noisy, so only the ratios from one run mean
 //! much (design.md, conventions 8). See `docs/benchmarks.md`.
 
+mod api;
 mod burst;
 mod child;
 mod cold;
 mod density;
 mod load;
+mod nats;
 mod node;
 mod process;
+mod queue;
 mod report;
 mod servers;
 mod variant;
@@ -42,7 +47,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "wasm,process,cold,burst,density"
+        default_value = "wasm,process,cold,burst,density,async,nats"
     )]
     scenarios: Vec<Scenario>,
     /// The `arcus` binary (build it with `cargo build --release -p arcus-cli`).
@@ -79,6 +84,18 @@ struct Args {
     /// Functions deployed by the `density` scenario.
     #[arg(long, default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=20000))]
     density_functions: u32,
+    /// Events posted by the `async` scenario (and sync invokes of its baseline).
+    #[arg(long, default_value = "20000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    async_events: u32,
+    /// Concurrent clients of the `async` scenario, one keep-alive connection each.
+    #[arg(long, default_value = "64", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    async_clients: u16,
+    /// Messages published by the `nats` scenario.
+    #[arg(long, default_value = "20000", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    nats_messages: u32,
+    /// The NATS server (JetStream enabled) of the `nats` scenario; never restarted.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
     /// The python3 interpreter the node runs (its default) and the baselines use.
     #[arg(long, default_value = "/usr/bin/python3")]
     python3: PathBuf,
@@ -104,6 +121,10 @@ enum Scenario {
     Burst,
     /// 10 000 deployed functions: RSS per function, 1000-function round robin.
     Density,
+    /// Async invoke: events accepted/s and end-to-end/s against sync invokes.
+    Async,
+    /// A NATS JetStream trigger's throughput against a plain async-nats consumer.
+    Nats,
 }
 
 /// Parses seconds (fractions allowed) in 0..=3600.
@@ -192,7 +213,13 @@ async fn run(args: Args) -> Result<()> {
         out.push_str(&report::render_process(&measured, args.markdown));
     }
 
-    let lifecycle = [Scenario::Cold, Scenario::Burst, Scenario::Density];
+    let lifecycle = [
+        Scenario::Cold,
+        Scenario::Burst,
+        Scenario::Density,
+        Scenario::Async,
+        Scenario::Nats,
+    ];
     for scenario in lifecycle.into_iter().filter(|s| args.scenarios.contains(s)) {
         let section = match run_lifecycle(&args, scenario, &mut arcus, &hyper.target).await {
             Ok(section) => section,
@@ -224,7 +251,7 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Runs one of issue 5's scenarios and renders its tables.
+/// Runs one of issue 5's or issue 6's scenarios and renders its tables.
 async fn run_lifecycle(
     args: &Args,
     scenario: Scenario,
@@ -259,6 +286,22 @@ async fn run_lifecycle(
             let functions = usize::try_from(args.density_functions)?;
             let measured = density::run(&mut fresh, &component, functions).await?;
             density::render(&measured, args.markdown)
+        }
+        Scenario::Async => {
+            let config = queue::Config {
+                events: usize::try_from(args.async_events)?,
+                clients: usize::from(args.async_clients),
+            };
+            let measured = queue::run(arcus, &component, config).await?;
+            queue::render(&measured, args.markdown)
+        }
+        Scenario::Nats => {
+            let config = nats::Config {
+                messages: usize::try_from(args.nats_messages)?,
+                url: args.nats_url.clone(),
+            };
+            let measured = nats::run(arcus, &component, &config).await?;
+            nats::render(&measured, args.markdown)
         }
         Scenario::Wasm | Scenario::Process => String::new(),
     })

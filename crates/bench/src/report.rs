@@ -218,6 +218,15 @@ pub(crate) fn verdict(value: Option<f64>, limit: f64) -> String {
     }
 }
 
+/// `met` if `value` is at least `limit`, else `missed`.
+pub(crate) fn verdict_at_least(value: Option<f64>, limit: f64) -> String {
+    match value {
+        Some(v) if v >= limit => "met".into(),
+        Some(_) => "missed".into(),
+        None => "-".into(),
+    }
+}
+
 /// `value` with `decimals` decimals, `-` if there is none.
 pub(crate) fn fixed(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".into(), |v| format!("{v:.decimals$}"))
