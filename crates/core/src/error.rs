@@ -32,6 +32,8 @@ pub enum ErrorCode {
     VersionNotFound,
     /// The alias does not exist.
     AliasNotFound,
+    /// The invocation does not exist (or is no longer kept).
+    InvocationNotFound,
     /// The function has no `live` alias (unqualified call) or no code.
     NotDeployed,
     /// The route exists but not with this HTTP method.
@@ -73,7 +75,7 @@ impl ErrorCode {
             Unauthorized => 401,
             Forbidden => 403,
             NotFound | AppNotFound | FunctionNotFound | VersionNotFound | AliasNotFound
-            | NotDeployed => 404,
+            | InvocationNotFound | NotDeployed => 404,
             MethodNotAllowed => 405,
             AlreadyExists | Conflict => 409,
             PayloadTooLarge => 413,
@@ -101,6 +103,7 @@ impl ErrorCode {
             FunctionNotFound => "function_not_found",
             VersionNotFound => "version_not_found",
             AliasNotFound => "alias_not_found",
+            InvocationNotFound => "invocation_not_found",
             NotDeployed => "not_deployed",
             MethodNotAllowed => "method_not_allowed",
             AlreadyExists => "already_exists",

@@ -170,7 +170,7 @@ impl Engine {
     pub async fn invocation(&self, id: &str) -> Result<InvocationView> {
         match self.inner.store.get_event(id).await {
             Ok(e) => Ok(e.into()),
-            Err(e) if e.code == ErrorCode::NotFound => {
+            Err(e) if e.code == ErrorCode::InvocationNotFound => {
                 self.inner.recorder.flush().await;
                 let r = self.inner.store.get_invocation(id).await?;
                 Ok(InvocationView::from_record(r))

@@ -333,6 +333,23 @@ fn served_paths() -> Vec<(&'static str, &'static [&'static str])> {
             &["delete", "get", "patch"],
         ),
         ("/hooks/{trigger_id}", &["post"]),
+        ("/api/v1/invocations/{id}", &["get"]),
+        (
+            "/api/v1/apps/{app}/functions/{function}/async-invocations",
+            &["get"],
+        ),
+        (
+            "/api/v1/apps/{app}/functions/{function}/dead-letters",
+            &["get"],
+        ),
+        (
+            "/api/v1/apps/{app}/functions/{function}/dead-letters/redrive",
+            &["post"],
+        ),
+        (
+            "/api/v1/apps/{app}/functions/{function}/dead-letters/{id}/redrive",
+            &["post"],
+        ),
     ]
 }
 
@@ -383,8 +400,12 @@ async fn openapi_document_describes_the_api() {
             .replace("{app}", "shop")
             .replace("{function}", "cart")
             .replace("{version}", "1")
-            .replace("{alias}", "live");
-        let method = if path.ends_with("/rollback") || path.ends_with("/invoke") {
+            .replace("{alias}", "live")
+            .replace("{id}", "x");
+        let method = if path.ends_with("/rollback")
+            || path.ends_with("/invoke")
+            || path.ends_with("/redrive")
+        {
             "POST"
         } else {
             "GET"

@@ -290,7 +290,12 @@ pub(super) async fn get(conn: &mut SqliteConnection, id: &str) -> Result<Event> 
     .fetch_optional(&mut *conn)
     .await
     .map_err(db)?
-    .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("invocation {id} not found")))?;
+    .ok_or_else(|| {
+        Error::new(
+            ErrorCode::InvocationNotFound,
+            format!("invocation {id} not found"),
+        )
+    })?;
     event_from_row(&row)
 }
 
@@ -352,7 +357,7 @@ pub(super) async fn redrive(
     let n = q.execute(&mut *conn).await.map_err(db)?.rows_affected();
     if n == 0 && id.is_some() {
         return Err(Error::new(
-            ErrorCode::NotFound,
+            ErrorCode::InvocationNotFound,
             "no dead-lettered invocation with that id",
         ));
     }

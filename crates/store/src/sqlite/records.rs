@@ -121,7 +121,7 @@ pub(super) async fn get_invocation(
         .map_err(db)?
         .ok_or_else(|| {
             arcus_core::Error::new(
-                arcus_core::ErrorCode::NotFound,
+                arcus_core::ErrorCode::InvocationNotFound,
                 format!("invocation {id} not found"),
             )
         })?;

@@ -79,7 +79,7 @@ pub async fn event_enqueue(s: &dyn Store) {
         (e.status, e.attempts, e.due_at),
         (EventStatus::Queued, 0, at(0))
     );
-    assert_err(s.get_event("e2").await, ErrorCode::NotFound);
+    assert_err(s.get_event("e2").await, ErrorCode::InvocationNotFound);
     let (due, _) = s.due_functions(at(10)).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].function_id, f.id);
@@ -144,7 +144,7 @@ pub async fn event_claims_and_finishes(s: &dyn Store) {
     stale.follow_ups = vec![event("d1", "g", 151, None)];
     s.finish_attempts(&[stale]).await.unwrap();
     assert_eq!(status(s, "e1").await, (EventStatus::Running, 2));
-    assert_err(s.get_event("d1").await, ErrorCode::NotFound);
+    assert_err(s.get_event("d1").await, ErrorCode::InvocationNotFound);
     // A failure with a retry time is due again only then.
     let mut failed = done("e1", 2, EventStatus::Failed, 152);
     failed.retry_at = Some(at(200));
@@ -268,7 +268,7 @@ pub async fn event_dead_letters(s: &dyn Store) {
     );
     assert_err(
         s.redrive_events("a", "f", Some("e2"), at(20)).await,
-        ErrorCode::NotFound,
+        ErrorCode::InvocationNotFound,
     );
     assert_eq!(s.redrive_events("a", "f", None, at(21)).await.unwrap(), 1);
     assert_eq!(status(s, "e1").await, (EventStatus::Queued, 0));
@@ -328,10 +328,10 @@ pub async fn event_purge(s: &dyn Store) {
     .await
     .unwrap();
     assert_eq!(s.purge_events(at(20), at(5)).await.unwrap(), 1);
-    assert_err(s.get_event("e0").await, ErrorCode::NotFound);
+    assert_err(s.get_event("e0").await, ErrorCode::InvocationNotFound);
     for kept in ["e1", "e2", "e3"] {
         s.get_event(kept).await.unwrap();
     }
     assert_eq!(s.purge_events(at(20), at(20)).await.unwrap(), 1);
-    assert_err(s.get_event("e1").await, ErrorCode::NotFound);
+    assert_err(s.get_event("e1").await, ErrorCode::InvocationNotFound);
 }
