@@ -82,15 +82,18 @@ pub(super) async fn enqueue(
     let mut rows: Vec<(&NewEvent, String)> = Vec::with_capacity(events.len());
     for e in events {
         let key = (e.app.as_str(), e.function.as_str());
-        if !fn_ids.contains_key(&key) {
-            let id = match function_id(conn, &e.app, &e.function).await {
-                Ok(id) => Some(id),
-                Err(err) if err.code == ErrorCode::Internal => return Err(err),
-                Err(_) => None,
-            };
-            fn_ids.insert(key, id);
-        }
-        let Some(fid) = fn_ids.get(&key).cloned().flatten() else {
+        let fid = match fn_ids.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.get().clone(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let id = match function_id(conn, &e.app, &e.function).await {
+                    Ok(id) => Some(id),
+                    Err(err) if err.code == ErrorCode::Internal => return Err(err),
+                    Err(_) => None,
+                };
+                v.insert(id).clone()
+            }
+        };
+        let Some(fid) = fid else {
             ids.push(Err(Error::new(
                 ErrorCode::FunctionNotFound,
                 format!("function {}/{} does not exist", e.app, e.function),
