@@ -125,6 +125,9 @@ pub async fn delete_app(
     ApiQuery(q): ApiQuery<ForceQuery>,
 ) -> Res<StatusCode> {
     s.engine.delete_app(&app, q.force).await?;
+    if let Err(e) = s.triggers.reload().await {
+        tracing::warn!("cannot reload triggers: {e}");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -185,6 +188,10 @@ pub async fn delete_function(
     ApiQuery(q): ApiQuery<ForceQuery>,
 ) -> Res<StatusCode> {
     s.engine.delete_function(&app, &f, q.force).await?;
+    // Its triggers went with it: stop their tasks now rather than at the next re-sync.
+    if let Err(e) = s.triggers.reload().await {
+        tracing::warn!("cannot reload triggers: {e}");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
