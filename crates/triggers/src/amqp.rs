@@ -101,7 +101,7 @@ async fn ensure_queue(conn: &Connection, queue: &str) -> Result<u32, String> {
 impl Session for AmqpSession {
     async fn session(&mut self, p: &mut Pipeline) -> Result<(), String> {
         if let Some(old) = self.connection.take() {
-            let _ = old.close(200, "reconnecting".into()).await;
+            close(&old, "reconnecting").await;
         }
         let url = batch::url_with_credentials(&self.config.url, &self.config.auth)?;
         let conn = Arc::new(connect(&url, &self.tag).await?);
@@ -143,10 +143,7 @@ impl Session for AmqpSession {
         loop {
             tokio::select! {
                 biased;
-                _ = p.cancel.cancelled() => {
-                    let _ = conn.close(200, "trigger stopped".into()).await;
-                    return Ok(());
-                }
+                _ = p.cancel.cancelled() => return Ok(()),
                 d = consumer.next() => match d {
                     Some(Ok(delivery)) => {
                         let record = record(&queue, &delivery);
@@ -162,9 +159,14 @@ impl Session for AmqpSession {
 
     async fn close(&mut self) {
         if let Some(c) = self.connection.take() {
-            let _ = c.close(200, "trigger stopped".into()).await;
+            close(&c, "trigger stopped").await;
         }
     }
+}
+
+/// Closes a connection, giving up after 1 s (a dead one may never answer).
+async fn close(conn: &Connection, why: &str) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(200, why.into())).await;
 }
 
 /// Ready messages of `queue` (passive declare), `None` on error.

@@ -27,6 +27,9 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest delay between in-place retries (MQTT).
 const RETRY_CAP: Duration = Duration::from_secs(30);
+/// Longest wait for an ack or nack (a client may never answer on a dead connection; the
+/// broker then redelivers the messages).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often sources refresh the lag they report.
 pub(crate) const LAG_EVERY: Duration = Duration::from_secs(2);
 
@@ -309,14 +312,15 @@ impl<S: Settle> Job<S> {
             match result {
                 Ok(_) => {
                     self.status.delivered(n);
-                    self.settle.ack(handles).await;
+                    let _ = tokio::time::timeout(SETTLE_TIMEOUT, self.settle.ack(handles)).await;
                     return;
                 }
                 Err(e) => {
                     self.status.failed(n);
                     tracing::debug!(error = %e, messages = n, "trigger delivery failed");
                     if !self.retry_in_place {
-                        self.settle.nack(handles).await;
+                        let nack = self.settle.nack(handles);
+                        let _ = tokio::time::timeout(SETTLE_TIMEOUT, nack).await;
                         return;
                     }
                     tokio::select! {
