@@ -104,7 +104,12 @@ impl Session for MqttSession {
         let topic = self.config.topic.clone();
         let result = deliver(&topic, p, &client, &mut events).await;
         stop.cancel();
-        if let Ok(eventloop) = poller.await {
+        if let Ok(mut eventloop) = poller.await {
+            if result.is_err() {
+                // Drop the connection (a refused subscription leaves it up): the next
+                // poll reconnects, and the ConnAck makes the session subscribe again.
+                eventloop.clean();
+            }
             self.conn = Some((client.clone(), eventloop));
         }
         if p.cancel.is_cancelled() {

@@ -227,6 +227,15 @@ impl Settle for NatsSettle {
         }
     }
 
+    fn dropped(&self, handles: Vec<jetstream::Message>) {
+        // Redeliver now rather than after the ack wait.
+        tokio::spawn(async move {
+            for m in handles {
+                let _ = m.ack_with(AckKind::Nak(None)).await;
+            }
+        });
+    }
+
     async fn progress(&self, handles: &[jetstream::Message]) {
         for m in handles {
             let _ = m.ack_with(AckKind::Progress).await;
