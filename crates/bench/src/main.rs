@@ -96,6 +96,9 @@ struct Args {
     /// The NATS server (JetStream enabled) of the `nats` scenario; never restarted.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
+    /// `batch_size` of the `nats` scenario's trigger (1–1000).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    nats_batch_size: u32,
     /// The python3 interpreter the node runs (its default) and the baselines use.
     #[arg(long, default_value = "/usr/bin/python3")]
     python3: PathBuf,
@@ -299,6 +302,7 @@ async fn run_lifecycle(
             let config = nats::Config {
                 messages: usize::try_from(args.nats_messages)?,
                 url: args.nats_url.clone(),
+                batch_size: args.nats_batch_size,
             };
             let measured = nats::run(arcus, &component, &config).await?;
             nats::render(&measured, args.markdown)

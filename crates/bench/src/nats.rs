@@ -2,7 +2,7 @@
 //! published to a fresh JetStream stream on the local NATS server, then drained twice
 //! by two durable consumers of that stream: first a plain `async-nats` pull consumer
 //! that acks each message and does nothing else (the baseline), then an Arcus `nats`
-//! trigger (`batch_size` 1) on a no-op wasm function (`bench/nats`,
+//! trigger (`batch_size` from `--nats-batch-size`, default 1) on a no-op wasm function (`bench/nats`,
 //! `async.concurrency` [`CONCURRENCY`], which is how many invocations the trigger runs
 //! at once).
 //!
@@ -52,6 +52,8 @@ pub struct Config {
     pub messages: usize,
     /// The NATS server, `nats://host:port`.
     pub url: String,
+    /// The trigger's `batch_size` (messages per invocation).
+    pub batch_size: u32,
 }
 
 /// One consumer's drain of the stream.
@@ -232,7 +234,7 @@ async fn measure(
             subject: None,
             auth: Credentials::default(),
             batching: Batching {
-                batch_size: 1,
+                batch_size: config.batch_size,
                 batch_window_ms: 0,
             },
         }),
@@ -341,13 +343,14 @@ pub fn render(m: &Measured, markdown: bool) -> String {
         out,
         "nats: {} messages ({{\"i\":n}}) published to stream {} on {} in {:.2} s ({:.0}/s, acks awaited per {PUBLISH_WINDOW}); \
          each drain timed from just before its durable consumer is created until its consumer info shows the ack floor at the last sequence, \
-         nothing pending and nothing awaiting ack (polled every {} ms). Trigger: batch_size 1, async.concurrency {CONCURRENCY}; state at the end: {}. Stream deleted: {}.",
+         nothing pending and nothing awaiting ack (polled every {} ms). Trigger: batch_size {}, async.concurrency {CONCURRENCY}; state at the end: {}. Stream deleted: {}.",
         m.config.messages,
         m.stream,
         m.config.url,
         m.publish.as_secs_f64(),
         n / m.publish.as_secs_f64().max(1e-9),
         POLL_INTERVAL.as_millis(),
+        m.config.batch_size,
         m.trigger.state,
         if m.deleted { "yes" } else { "NO" }
     );

@@ -403,18 +403,6 @@ where
     stop.drop_guard()
 }
 
-/// The next item of an optional stream; never resolves while there is none.
-pub(crate) async fn next_of<S>(stream: &mut Option<S>) -> Option<S::Item>
-where
-    S: futures::Stream + Unpin,
-{
-    use futures::StreamExt as _;
-    match stream {
-        Some(s) => s.next().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Puts a message payload into a record: `"data"` is the payload's JSON when it parses,
 /// else its text when it is UTF-8; otherwise `"data_base64"` holds it base64-encoded.
 pub(crate) fn put_data(record: &mut Map<String, Value>, payload: &[u8]) {

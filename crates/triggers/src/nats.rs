@@ -137,32 +137,29 @@ impl Session for NatsSession {
             async move { c.get_info().await.ok().map(|i| i.num_pending) }
         });
         let mut batcher = Batcher::new(Arc::new(NatsSettle));
-        let mut pull: Option<pull::Batch> = None;
+        // One continuous pull: the client keeps requests outstanding, and the server
+        // sends no more than `max_ack_pending` (the pipeline's capacity) unacked
+        // messages, so nothing is pulled beyond what the function may run.
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(p.capacity())
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await
+            .map_err(|e| format!("nats pull: {e}"))?;
         loop {
-            let free = p.free();
-            if pull.is_none() && free > 0 {
-                let batch = consumer
-                    .batch()
-                    .max_messages(free)
-                    .expires(PULL_EXPIRES)
-                    .messages()
-                    .await
-                    .map_err(|e| format!("nats pull: {e}"))?;
-                pull = Some(batch);
-            }
             tokio::select! {
                 biased;
                 _ = p.cancel.cancelled() => return Ok(()),
-                m = batch::next_of(&mut pull) => match m {
+                m = futures::StreamExt::next(&mut messages) => match m {
                     Some(Ok(msg)) => {
                         let record = record(&msg);
                         p.push(&mut batcher, record, msg).await;
                     }
                     Some(Err(e)) => return Err(format!("nats pull: {e}")),
-                    None => pull = None,
+                    None => return Err("nats pull ended".into()),
                 },
                 _ = batcher.due() => p.flush(&mut batcher).await,
-                _ = p.freed(), if pull.is_none() => {}
             }
         }
     }
