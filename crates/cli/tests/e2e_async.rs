@@ -357,6 +357,16 @@ async fn an_event_request_on_fn_is_queued_and_replayed_as_http() {
             .iter()
             .any(|h| h[0] == "x-arcus-attempt" && h[1] == "1")
     );
+    // Over the async limit: refused, nothing queued.
+    let resp = http()
+        .post(node.fn_url("web/echo", "big"))
+        .header("x-arcus-invocation-type", "event")
+        .body(vec![b'x'; 300 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(async_list(&node, "web/echo", "").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

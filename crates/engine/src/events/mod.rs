@@ -61,6 +61,17 @@ pub(crate) fn start(inner: &Arc<crate::Inner>) {
     dispatcher::start(Arc::downgrade(inner));
 }
 
+/// 413 for an event (or a request body) over the async limit.
+fn check_size(len: usize) -> Result<()> {
+    if len > MAX_ASYNC_PAYLOAD_BYTES {
+        return Err(Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!("an async event is limited to {MAX_ASYNC_PAYLOAD_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 fn new_event(
     target: &Target,
     trigger: TriggerKind,
@@ -68,12 +79,6 @@ fn new_event(
     payload: Vec<u8>,
     idempotency_key: Option<String>,
 ) -> Result<NewEvent> {
-    if payload.len() > MAX_ASYNC_PAYLOAD_BYTES {
-        return Err(Error::new(
-            ErrorCode::PayloadTooLarge,
-            format!("an async event is limited to {MAX_ASYNC_PAYLOAD_BYTES} bytes"),
-        ));
-    }
     if let Some(k) = &idempotency_key
         && (k.is_empty() || k.len() > arcus_core::events::MAX_IDEMPOTENCY_KEY_BYTES)
     {
@@ -111,6 +116,7 @@ impl Engine {
         payload: Bytes,
         idempotency_key: Option<String>,
     ) -> Result<String> {
+        check_size(payload.len())?;
         let event = new_event(
             target,
             trigger,
@@ -130,6 +136,7 @@ impl Engine {
         idempotency_key: Option<String>,
     ) -> Result<String> {
         let (parts, body) = req.into_parts();
+        check_size(body.len())?;
         let stored = StoredRequest {
             method: parts.method.to_string(),
             uri: parts.uri.to_string(),
@@ -141,20 +148,13 @@ impl Engine {
             body_b64: base64::engine::general_purpose::STANDARD.encode(&body),
         };
         let payload = serde_json::to_vec(&stored).map_err(|e| Error::internal(e.to_string()))?;
-        if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
-            return Err(Error::new(
-                ErrorCode::PayloadTooLarge,
-                format!("an async request body is limited to {MAX_ASYNC_PAYLOAD_BYTES} bytes"),
-            ));
-        }
-        let mut event = new_event(
+        let event = new_event(
             target,
             TriggerKind::Async,
             PayloadKind::Http,
-            Vec::new(),
+            payload,
             idempotency_key,
         )?;
-        event.payload = payload;
         self.accept(target, event).await
     }
 
