@@ -6,6 +6,7 @@ use arcus_core::record::TriggerKind;
 use arcus_core::trigger::{Trigger, TriggerConfig, TriggerState, TriggerStatus};
 use arcus_core::{Error, ErrorCode, Result};
 use arcus_engine::Target;
+use arcus_testkit::proxy::Proxy;
 use arcus_triggers::{EventSink, Invoker, Source, SourceCtx, StatusHandle};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -263,4 +264,192 @@ pub fn batch_sizes(run: &Running, max: usize) -> Vec<usize> {
 pub async fn dead_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// One broker's test fixture (a fresh stream/queue/topic): what the shared
+/// [`scenario`]s need to know about it. Broker-specific assertions go in the hooks.
+pub trait TestBroker: Sized {
+    /// `host:port` of the real broker on this machine.
+    const ADDR: &'static str;
+    /// What the broker's connection error must mention.
+    const NAME: &'static str;
+    /// How often the failure scenario fails message 3 before it succeeds.
+    const FAILURES: usize = 2;
+    /// How long the failure scenario waits for every message.
+    const REDELIVERY_WITHIN: Duration = Duration::from_secs(20);
+
+    /// The source under test.
+    fn source(&self) -> Box<dyn Source>;
+    /// The trigger config for the broker at `addr` (`host:port`).
+    fn config(&self, addr: &str, batch_size: u32, window_ms: u32) -> TriggerConfig;
+    /// Publishes message `n` (`{"n": n}`), confirmed by the broker.
+    async fn publish(&self, n: u64);
+    /// Removes what the test left on the broker.
+    async fn cleanup(self);
+
+    /// After the 50 messages of [`scenario::delivers_every_message_once`] were delivered.
+    async fn check_delivered(&self, run: &Running) {
+        let _ = run;
+    }
+    /// After every message of [`scenario::failure_is_redelivered`] succeeded.
+    async fn check_redelivered(&self, run: &Running) {
+        let _ = run;
+    }
+    /// After the source of [`scenario::failure_is_redelivered`] stopped.
+    async fn check_after_redelivery(&self) {}
+}
+
+/// Asserts the lag reported by the source reaches 0 within 10 s.
+pub async fn assert_lag_reaches_zero(run: &Running) {
+    assert!(
+        poll(Duration::from_secs(10), || run.status.snapshot().lag
+            == Some(0))
+        .await,
+        "lag {:?}",
+        run.status.snapshot().lag
+    );
+}
+
+/// The test scenarios every broker source passes.
+pub mod scenario {
+    use super::*;
+
+    /// Starts `b`'s source with `opts` for the broker at `addr`.
+    fn run<B: TestBroker>(
+        b: &B,
+        addr: &str,
+        batch_size: u32,
+        window_ms: u32,
+        opts: Opts,
+    ) -> Running {
+        start(b.source(), b.config(addr, batch_size, window_ms), opts)
+    }
+
+    /// 50 messages published while connected are each delivered once.
+    pub async fn delivers_every_message_once<B: TestBroker>(b: B) {
+        let run = run(&b, B::ADDR, 1, 0, Opts::default());
+        run.wait_state(TriggerState::Connected, Duration::from_secs(10))
+            .await;
+        for n in 0..50 {
+            b.publish(n).await;
+        }
+        run.wait_all(50, Duration::from_secs(20)).await;
+        assert!(run.seen().values().all(|&c| c == 1), "{:?}", run.seen());
+        assert!(run.fake.max_running.load(Ordering::SeqCst) <= 4);
+        b.check_delivered(&run).await;
+        run.stop().await;
+        b.cleanup().await;
+    }
+
+    /// Message 3 fails `B::FAILURES` times and is delivered again until it succeeds.
+    pub async fn failure_is_redelivered<B: TestBroker>(b: B) {
+        let (handler, failures) = fail_first(3, B::FAILURES);
+        let opts = Opts {
+            handler,
+            ..Opts::default()
+        };
+        let run = run(&b, B::ADDR, 1, 0, opts);
+        run.wait_state(TriggerState::Connected, Duration::from_secs(10))
+            .await;
+        for n in 0..10 {
+            b.publish(n).await;
+        }
+        run.wait_all(10, B::REDELIVERY_WITHIN).await;
+        assert_eq!(failures.load(Ordering::SeqCst), B::FAILURES);
+        assert_eq!(
+            run.seen()[&3],
+            B::FAILURES + 1,
+            "{} failed deliveries and the successful one",
+            B::FAILURES
+        );
+        assert_eq!(run.status.snapshot().failed, B::FAILURES as u64);
+        b.check_redelivered(&run).await;
+        run.stop().await;
+        b.check_after_redelivery().await;
+        b.cleanup().await;
+    }
+
+    /// 45 messages arrive in batches of at most 10, at most 2 invocations at a time.
+    /// With `publish_first` they are published before the source starts.
+    pub async fn batches_respect_size_and_concurrency<B: TestBroker>(b: B, publish_first: bool) {
+        if publish_first {
+            for n in 0..45 {
+                b.publish(n).await;
+            }
+        }
+        let opts = Opts {
+            concurrency: 2,
+            delay: Duration::from_millis(50),
+            ..Opts::default()
+        };
+        let run = run(&b, B::ADDR, 10, 300, opts);
+        if !publish_first {
+            run.wait_state(TriggerState::Connected, Duration::from_secs(10))
+                .await;
+            for n in 0..45 {
+                b.publish(n).await;
+            }
+        }
+        run.wait_all(45, Duration::from_secs(20)).await;
+        let sizes = batch_sizes(&run, 10);
+        assert!(sizes.iter().any(|&n| n > 1), "no batching: {sizes:?}");
+        assert!(run.fake.max_running.load(Ordering::SeqCst) <= 2);
+        run.stop().await;
+        b.cleanup().await;
+    }
+
+    /// The connection is cut through a proxy after some of 100 messages; 100 more are
+    /// published while it is down; all 200 arrive after it resumes.
+    pub async fn connection_cut_loses_nothing<B: TestBroker>(b: B) {
+        let proxy = Proxy::start(B::ADDR).await;
+        let opts = Opts {
+            delay: Duration::from_millis(5),
+            ..Opts::default()
+        };
+        let run = run(&b, &proxy.host_port(), 1, 0, opts);
+        run.wait_state(TriggerState::Connected, Duration::from_secs(10))
+            .await;
+        for n in 0..100 {
+            b.publish(n).await;
+        }
+        assert!(poll(Duration::from_secs(10), || run.seen().len() >= 20).await);
+        proxy.break_all();
+        let down = run
+            .wait_state(TriggerState::Connecting, Duration::from_secs(10))
+            .await;
+        assert!(down.last_error.is_some());
+        // Kept by the broker (for MQTT: queued for the persistent session) while away.
+        for n in 100..200 {
+            b.publish(n).await;
+        }
+        proxy.resume();
+        run.wait_state(TriggerState::Connected, Duration::from_secs(15))
+            .await;
+        run.wait_all(200, Duration::from_secs(40)).await;
+        assert!(proxy.connections() >= 2);
+        run.stop().await;
+        b.cleanup().await;
+    }
+
+    /// Against a port nothing listens on the source stays connecting with the error.
+    pub async fn unreachable_broker_shows_connecting_with_the_error<B: TestBroker>(b: B) {
+        let port = dead_port().await;
+        let run = run(&b, &format!("127.0.0.1:{port}"), 1, 0, Opts::default());
+        assert!(
+            poll(Duration::from_secs(10), || run
+                .status
+                .snapshot()
+                .last_error
+                .is_some())
+            .await
+        );
+        let st = run.status.snapshot();
+        assert_eq!(st.state, TriggerState::Connecting);
+        assert!(
+            st.last_error.unwrap().contains(B::NAME),
+            "error names the broker"
+        );
+        run.stop().await;
+        b.cleanup().await;
+    }
 }

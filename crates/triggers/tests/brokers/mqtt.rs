@@ -1,11 +1,10 @@
 //! MQTT source against the Mosquitto on 127.0.0.1:1883.
 
 use super::common::*;
-use arcus_core::trigger::{Batching, Credentials, MqttConfig, TriggerConfig, TriggerState};
-use arcus_testkit::proxy::Proxy;
+use arcus_core::trigger::{Batching, Credentials, MqttConfig, TriggerConfig};
+use arcus_triggers::Source;
 use arcus_triggers::mqtt::MqttSource;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const MOSQUITTO: &str = "127.0.0.1:1883";
@@ -36,8 +35,17 @@ impl TestTopic {
             client_id: unique("arcus-sub"),
         }
     }
+}
 
-    fn config(&self, addr: &str, batch_size: u32, window: u32) -> TriggerConfig {
+impl TestBroker for TestTopic {
+    const ADDR: &'static str = MOSQUITTO;
+    const NAME: &'static str = "mqtt";
+
+    fn source(&self) -> Box<dyn Source> {
+        Box::new(MqttSource)
+    }
+
+    fn config(&self, addr: &str, batch_size: u32, window_ms: u32) -> TriggerConfig {
         TriggerConfig::Mqtt(MqttConfig {
             url: format!("mqtt://{addr}"),
             topic: format!("{}/#", self.base),
@@ -45,7 +53,7 @@ impl TestTopic {
             auth: Credentials::default(),
             batching: Batching {
                 batch_size,
-                batch_window_ms: window,
+                batch_window_ms: window_ms,
             },
         })
     }
@@ -59,7 +67,7 @@ impl TestTopic {
     }
 
     /// Ends the publisher and removes the source's persistent session from the broker.
-    async fn delete(self) {
+    async fn cleanup(self) {
         self.task.abort();
         let mut opts = MqttOptions::new(&self.client_id, "127.0.0.1", 1883);
         opts.set_clean_session(true);
@@ -77,137 +85,41 @@ impl TestTopic {
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), clean).await;
     }
+    async fn check_delivered(&self, run: &Running) {
+        let r = run
+            .records()
+            .into_iter()
+            .find(|r| data_n(r) == Some(4))
+            .unwrap();
+        assert_eq!(r["type"], "mqtt");
+        assert_eq!(r["topic"], format!("{}/d1", self.base).as_str());
+        assert_eq!(r["qos"], 1);
+    }
 }
 
 #[tokio::test]
 async fn mqtt_delivers_every_message_with_its_record() {
-    let t = TestTopic::new().await;
-    let run = start(
-        Box::new(MqttSource),
-        t.config(MOSQUITTO, 1, 0),
-        Opts::default(),
-    );
-    run.wait_state(TriggerState::Connected, Duration::from_secs(10))
-        .await;
-    for n in 0..50 {
-        t.publish(n).await;
-    }
-    run.wait_all(50, Duration::from_secs(20)).await;
-    assert!(run.seen().values().all(|&c| c == 1), "{:?}", run.seen());
-    let r = run
-        .records()
-        .into_iter()
-        .find(|r| data_n(r) == Some(4))
-        .unwrap();
-    assert_eq!(r["type"], "mqtt");
-    assert_eq!(r["topic"], format!("{}/d1", t.base).as_str());
-    assert_eq!(r["qos"], 1);
-    assert!(run.fake.max_running.load(Ordering::SeqCst) <= 4);
-    run.stop().await;
-    t.delete().await;
+    scenario::delivers_every_message_once(TestTopic::new().await).await;
 }
 
 #[tokio::test]
 async fn mqtt_failure_is_retried_until_it_succeeds() {
-    let t = TestTopic::new().await;
-    let (handler, failures) = fail_first(3, 2);
-    let opts = Opts {
-        handler,
-        ..Opts::default()
-    };
-    let run = start(Box::new(MqttSource), t.config(MOSQUITTO, 1, 0), opts);
-    run.wait_state(TriggerState::Connected, Duration::from_secs(10))
-        .await;
-    for n in 0..10 {
-        t.publish(n).await;
-    }
-    run.wait_all(10, Duration::from_secs(20)).await;
-    assert_eq!(failures.load(Ordering::SeqCst), 2);
-    assert_eq!(run.seen()[&3], 3);
-    assert_eq!(run.status.snapshot().failed, 2);
-    run.stop().await;
-    t.delete().await;
+    scenario::failure_is_redelivered(TestTopic::new().await).await;
 }
 
 #[tokio::test]
 async fn mqtt_batches_hold_at_most_batch_size_and_respect_concurrency() {
-    let t = TestTopic::new().await;
-    let opts = Opts {
-        concurrency: 2,
-        delay: Duration::from_millis(50),
-        ..Opts::default()
-    };
-    let run = start(Box::new(MqttSource), t.config(MOSQUITTO, 10, 300), opts);
-    run.wait_state(TriggerState::Connected, Duration::from_secs(10))
-        .await;
-    for n in 0..45 {
-        t.publish(n).await;
-    }
-    run.wait_all(45, Duration::from_secs(20)).await;
-    let sizes = batch_sizes(&run, 10);
-    assert!(sizes.iter().any(|&n| n > 1), "no batching: {sizes:?}");
-    assert!(run.fake.max_running.load(Ordering::SeqCst) <= 2);
-    run.stop().await;
-    t.delete().await;
+    scenario::batches_respect_size_and_concurrency(TestTopic::new().await, false).await;
 }
 
+/// Messages published while the source is away are queued by the broker for its
+/// persistent session.
 #[tokio::test]
 async fn mqtt_connection_cut_loses_nothing() {
-    let t = TestTopic::new().await;
-    let proxy = Proxy::start(MOSQUITTO).await;
-    let opts = Opts {
-        delay: Duration::from_millis(5),
-        ..Opts::default()
-    };
-    let run = start(
-        Box::new(MqttSource),
-        t.config(&proxy.host_port(), 1, 0),
-        opts,
-    );
-    run.wait_state(TriggerState::Connected, Duration::from_secs(10))
-        .await;
-    for n in 0..100 {
-        t.publish(n).await;
-    }
-    assert!(poll(Duration::from_secs(10), || run.seen().len() >= 20).await);
-    proxy.break_all();
-    let down = run
-        .wait_state(TriggerState::Connecting, Duration::from_secs(10))
-        .await;
-    assert!(down.last_error.is_some());
-    // Queued by the broker for the persistent session while it is away.
-    for n in 100..200 {
-        t.publish(n).await;
-    }
-    proxy.resume();
-    run.wait_state(TriggerState::Connected, Duration::from_secs(15))
-        .await;
-    run.wait_all(200, Duration::from_secs(40)).await;
-    assert!(proxy.connections() >= 2);
-    run.stop().await;
-    t.delete().await;
+    scenario::connection_cut_loses_nothing(TestTopic::new().await).await;
 }
 
 #[tokio::test]
 async fn mqtt_unreachable_broker_shows_connecting_with_the_error() {
-    let port = dead_port().await;
-    let t = TestTopic::new().await;
-    let run = start(
-        Box::new(MqttSource),
-        t.config(&format!("127.0.0.1:{port}"), 1, 0),
-        Opts::default(),
-    );
-    assert!(
-        poll(Duration::from_secs(10), || run
-            .status
-            .snapshot()
-            .last_error
-            .is_some())
-        .await
-    );
-    let st = run.status.snapshot();
-    assert_eq!(st.state, TriggerState::Connecting);
-    assert!(st.last_error.unwrap().contains("mqtt"));
-    run.stop().await;
-    t.task.abort();
+    scenario::unreachable_broker_shows_connecting_with_the_error(TestTopic::new().await).await;
 }
