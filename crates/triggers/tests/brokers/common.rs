@@ -425,7 +425,8 @@ pub mod scenario {
         proxy.resume();
         run.wait_state(TriggerState::Connected, Duration::from_secs(15))
             .await;
-        run.wait_all(200, Duration::from_secs(40)).await;
+        // NATS redelivers what the cut connection held only after its 30 s ack wait.
+        run.wait_all(200, Duration::from_secs(90)).await;
         assert!(proxy.connections() >= 2);
         run.stop().await;
         b.cleanup().await;
