@@ -84,6 +84,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         engine: engine.clone(),
         auth,
         triggers: triggers.clone(),
+        metrics: Some(install_metrics()?),
     });
     eprintln!("arcus listening on http://{addr}");
 
@@ -171,6 +172,34 @@ async fn admin_auth(
         },
     };
     Auth::from_hash_hex(&hash).context("stored admin token hash is corrupt")
+}
+
+/// Installs the process-wide Prometheus recorder the engine's metrics go to.
+fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
+    // Seconds; from sub-millisecond wasm calls to the 900 s timeout.
+    const BUCKETS: [f64; 14] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 900.0,
+    ];
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(arcus_engine::metrics::DURATION.to_string()),
+            &BUCKETS,
+        )
+        .context("bad histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")
+        .inspect(|handle| {
+            // Drains recorded histogram samples into their buckets even when nobody
+            // scrapes, so they never pile up in memory.
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+        })
 }
 
 /// This node's lasting identity (`<data-dir>/node-id`, created once): the owner name of

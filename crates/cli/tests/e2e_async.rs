@@ -640,3 +640,80 @@ async fn success_and_failure_records_reach_http_and_nats_destinations() {
     assert_eq!(rec["responseContext"]["functionError"], "function_error");
     assert_eq!(invocation(&node, &bad).await["status"], "dead_lettered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_invocations_and_async_attempts() {
+    let node = Node::start(bin());
+    node.create_app("m").await;
+    node.deploy("m", flaky("f", fast_retries(1)), &fixtures::path("flaky"))
+        .await;
+    for _ in 0..3 {
+        let r = http().get(node.fn_url("m/f", "x")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let id = enqueue_ok(&node, "m/f", &json!({"fail_until": 1})).await;
+    wait_status(&node, &id, "succeeded").await;
+    let url = format!("{}/metrics", node.url());
+    assert_eq!(
+        http().get(&url).send().await.unwrap().status(),
+        401,
+        "token required"
+    );
+    let value = |text: &str, name: &str, labels: &[&str]| -> Option<f64> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .find(|l| labels.iter().all(|lab| l.contains(lab)))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let text = poll(
+        "metrics of every invocation",
+        Duration::from_secs(10),
+        || async {
+            let r = http()
+                .get(&url)
+                .bearer_auth(node.token())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let text = r.text().await.unwrap();
+            let http_calls = value(
+                &text,
+                "arcus_invocations_total",
+                &["function=\"f\"", "trigger=\"http\""],
+            );
+            (http_calls == Some(3.0)).then_some(text)
+        },
+    )
+    .await;
+    // Both async attempts (500, then 200) ran as invocations; the event ended succeeded.
+    let async_calls = value(
+        &text,
+        "arcus_invocations_total",
+        &["function=\"f\"", "trigger=\"async\""],
+    );
+    assert_eq!(async_calls, Some(2.0), "{text}");
+    assert_eq!(
+        value(&text, "arcus_async_attempts_total", &["status=\"failed\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &text,
+            "arcus_async_attempts_total",
+            &["status=\"succeeded\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(value(&text, "arcus_async_accepted_total", &[]), Some(1.0));
+    assert_eq!(
+        value(
+            &text,
+            "arcus_invocation_duration_seconds_count",
+            &["function=\"f\""]
+        ),
+        Some(5.0),
+        "{text}"
+    );
+    assert_eq!(value(&text, "arcus_async_in_flight", &[]), Some(0.0));
+}

@@ -11,6 +11,7 @@ mod control;
 mod dispatch;
 mod events;
 mod lifecycle;
+pub mod metrics;
 mod process;
 mod recorder;
 

@@ -90,6 +90,7 @@ impl PendingRecord {
                 message,
             })
             .collect();
+        crate::metrics::invocation(&self.record);
         self.recorder.record(self.record, logs);
     }
 }

@@ -33,6 +33,27 @@ pub struct AppState {
     pub auth: Auth,
     /// The node's triggers.
     pub triggers: arcus_triggers::Manager,
+    /// The Prometheus exporter behind `/metrics` (`None`: the route answers 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// `GET /metrics`: Prometheus text format (admin token required: series name apps and
+/// functions).
+async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Err(e) = s.auth.check(&headers) {
+        return e.into_response();
+    }
+    match &s.metrics {
+        Some(handle) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
+        None => error::not_found().await.into_response(),
+    }
 }
 
 async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -137,6 +158,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/fn/{*path}", any(invoke::fn_route))
         .route(
             "/hooks/{trigger_id}",

@@ -109,6 +109,7 @@ impl Attempt {
             let run = self.execute().await;
             self.conclude(run)
         };
+        crate::metrics::attempt(&self.event.new.app, &self.event.new.function, result.status);
         self.engine.inner.queue.finisher.finish(result);
         self.inflight.done(&self.function_id);
     }

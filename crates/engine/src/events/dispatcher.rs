@@ -33,6 +33,7 @@ impl InFlight {
     }
 
     fn add(&self, id: &str, n: u32) {
+        crate::metrics::in_flight(f64::from(n));
         if let Ok(mut m) = self.0.lock() {
             *m.entry(id.to_string()).or_default() += n;
         }
@@ -40,6 +41,7 @@ impl InFlight {
 
     /// One attempt of the function ended.
     pub fn done(&self, id: &str) {
+        crate::metrics::in_flight(-1.0);
         if let Ok(mut m) = self.0.lock()
             && let Some(n) = m.get_mut(id)
         {

@@ -29,6 +29,7 @@ impl EnqueueWriter {
                 let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
                 match store.enqueue_events(&events).await {
                     Ok(ids) => {
+                        crate::metrics::accepted(ids.iter().filter(|id| id.is_ok()).count());
                         for (reply, id) in replies.into_iter().zip(ids) {
                             let _ = reply.send(id);
                         }

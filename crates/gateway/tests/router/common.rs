@@ -187,6 +187,7 @@ impl Harness {
             engine: engine.clone(),
             auth,
             triggers,
+            metrics: None,
         });
         Self { app, engine, dir }
     }
