@@ -24,6 +24,14 @@ fn flaky(name: &str, async_config: AsyncConfig) -> CreateFunction {
     }
 }
 
+/// A function with default settings.
+fn plain(name: &str) -> CreateFunction {
+    CreateFunction {
+        name: name.to_string(),
+        ..Default::default()
+    }
+}
+
 fn fast_retries(max_retries: u32) -> AsyncConfig {
     AsyncConfig {
         max_retries,
@@ -160,15 +168,8 @@ async fn a_function_that_fails_twice_then_succeeds_runs_exactly_three_times() {
 async fn exhausted_events_are_dead_lettered_reported_and_redriven_after_a_fix() {
     let node = Node::start(bin());
     node.create_app("dlq").await;
-    node.deploy(
-        "dlq",
-        CreateFunction {
-            name: "sink".into(),
-            ..Default::default()
-        },
-        &fixtures::path("echo"),
-    )
-    .await;
+    node.deploy("dlq", plain("sink"), &fixtures::path("echo"))
+        .await;
     let mut spec = flaky(
         "f",
         AsyncConfig {
@@ -319,15 +320,8 @@ async fn bad_async_input_is_refused_and_idempotency_keys_return_the_first_id() {
 async fn an_event_request_on_fn_is_queued_and_replayed_as_http() {
     let node = Node::start(bin());
     node.create_app("web").await;
-    node.deploy(
-        "web",
-        CreateFunction {
-            name: "echo".into(),
-            ..Default::default()
-        },
-        &fixtures::path("echo"),
-    )
-    .await;
+    node.deploy("web", plain("echo"), &fixtures::path("echo"))
+        .await;
     let resp = http()
         .put(node.fn_url("web/echo", "orders/9?x=1"))
         .header("x-arcus-invocation-type", "event")

@@ -39,6 +39,26 @@ async fn status(s: &dyn Store, id: &str) -> (EventStatus, u32) {
     (e.status, e.attempts)
 }
 
+/// Enqueues `queued` events `e0…` on function `a/f` (created here), leases the first
+/// `run` of them and finishes those with `results`; returns the function.
+async fn with_finished(
+    s: &dyn Store,
+    queued: i64,
+    run: u32,
+    results: &[AttemptResult],
+) -> arcus_core::model::Function {
+    let f = app_with_function(s, "a", "f").await;
+    let batch: Vec<_> = (0..queued)
+        .map(|i| event(&format!("e{i}"), "f", i, None))
+        .collect();
+    s.enqueue_events(&batch).await.unwrap();
+    s.claim_events(&f.id, run, false, "n", at(100), at(10))
+        .await
+        .unwrap();
+    s.finish_attempts(results).await.unwrap();
+    f
+}
+
 /// Enqueue: ids per event, idempotency keys within 24 h, unknown functions refused
 /// without failing the batch; every field round-trips.
 pub async fn event_enqueue(s: &dyn Store) {
@@ -213,21 +233,17 @@ pub async fn event_fifo_claims(s: &dyn Store) {
 
 /// Dead letters are listed and redriven (one or all); lists filter by status.
 pub async fn event_dead_letters(s: &dyn Store) {
-    let f = app_with_function(s, "a", "f").await;
-    let batch: Vec<_> = (0..3)
-        .map(|i| event(&format!("e{i}"), "f", i, None))
-        .collect();
-    s.enqueue_events(&batch).await.unwrap();
-    s.claim_events(&f.id, 3, false, "n", at(100), at(10))
-        .await
-        .unwrap();
-    s.finish_attempts(&[
-        done("e0", 1, EventStatus::DeadLettered, 11),
-        done("e1", 1, EventStatus::DeadLettered, 12),
-        done("e2", 1, EventStatus::Succeeded, 13),
-    ])
-    .await
-    .unwrap();
+    with_finished(
+        s,
+        3,
+        3,
+        &[
+            done("e0", 1, EventStatus::DeadLettered, 11),
+            done("e1", 1, EventStatus::DeadLettered, 12),
+            done("e2", 1, EventStatus::Succeeded, 13),
+        ],
+    )
+    .await;
     let dl = EventQuery {
         status: Some(EventStatus::DeadLettered),
         limit: 10,
@@ -312,21 +328,17 @@ pub async fn event_cancel_and_release(s: &dyn Store) {
 
 /// Purge deletes finished events past their retention, dead letters by their own.
 pub async fn event_purge(s: &dyn Store) {
-    let f = app_with_function(s, "a", "f").await;
-    let batch: Vec<_> = (0..4)
-        .map(|i| event(&format!("e{i}"), "f", i, None))
-        .collect();
-    s.enqueue_events(&batch).await.unwrap();
-    s.claim_events(&f.id, 3, false, "n", at(100), at(10))
-        .await
-        .unwrap();
-    s.finish_attempts(&[
-        done("e0", 1, EventStatus::Succeeded, 11),
-        done("e1", 1, EventStatus::DeadLettered, 11),
-        done("e2", 1, EventStatus::Succeeded, 50),
-    ])
-    .await
-    .unwrap();
+    with_finished(
+        s,
+        4,
+        3,
+        &[
+            done("e0", 1, EventStatus::Succeeded, 11),
+            done("e1", 1, EventStatus::DeadLettered, 11),
+            done("e2", 1, EventStatus::Succeeded, 50),
+        ],
+    )
+    .await;
     assert_eq!(s.purge_events(at(20), at(5)).await.unwrap(), 1);
     assert_err(s.get_event("e0").await, ErrorCode::InvocationNotFound);
     for kept in ["e1", "e2", "e3"] {
