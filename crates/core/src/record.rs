@@ -123,10 +123,31 @@ pub struct InvocationRecord {
     pub duration_us: u64,
     /// Whether the component had to be loaded for this call.
     pub cold_start: bool,
+    /// Memory size the invocation ran with, MiB (what metering bills).
+    #[serde(default)]
+    pub memory_mb: u32,
+    /// Bytes of response body the function sent back.
+    #[serde(default)]
+    pub egress_bytes: u64,
+    /// W3C trace id (32 hex digits) the invocation ran under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// When it started.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
+}
+
+impl InvocationRecord {
+    /// Billed duration: the wall-clock duration rounded up to the next millisecond.
+    pub fn billed_ms(&self) -> u64 {
+        self.duration_us.div_ceil(1000)
+    }
+
+    /// Memory × billed duration, in MiB·ms (1 GB-second = 1,024,000 MiB·ms).
+    pub fn mib_ms(&self) -> u64 {
+        u64::from(self.memory_mb).saturating_mul(self.billed_ms())
+    }
 }
 
 /// Which stream a log line came from.
@@ -179,4 +200,7 @@ pub struct LogLine {
     pub timestamp: Timestamp,
     /// The text, without the trailing newline.
     pub message: String,
+    /// W3C trace id of the invocation that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }

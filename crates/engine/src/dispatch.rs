@@ -137,6 +137,9 @@ impl Engine {
                 duration_us: 0,
                 cold_start: false,
                 started_at,
+                memory_mb: resolved.config.memory_mb,
+                egress_bytes: 0,
+                trace_id: None,
             },
         );
         let slot = self

@@ -88,6 +88,7 @@ impl PendingRecord {
                 stream,
                 timestamp,
                 message,
+                trace_id: r.trace_id.clone(),
             })
             .collect();
         crate::metrics::invocation(&self.record);

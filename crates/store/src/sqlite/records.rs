@@ -11,9 +11,9 @@ use sqlx::{QueryBuilder, SqliteConnection};
 pub const DEFAULT_LIMIT: u32 = 100;
 
 const INVOCATION_COLUMNS: &str = "id, app, function, version, trigger_kind, status, error_code, \
-     http_status, duration_us, cold_start, started_at";
+     http_status, duration_us, cold_start, started_at, memory_mb, egress_bytes, trace_id";
 
-const LOG_COLUMNS: &str = "invocation_id, app, function, stream, ts, message";
+const LOG_COLUMNS: &str = "invocation_id, app, function, stream, ts, message, trace_id";
 
 fn limit(query: &RecordQuery) -> i64 {
     i64::from(if query.limit == 0 {
@@ -29,6 +29,8 @@ fn invocation_from_row(row: &SqliteRow) -> Result<InvocationRecord> {
     let version: Option<i64> = col(row, "version")?;
     let http_status: Option<i64> = col(row, "http_status")?;
     let duration_us: i64 = col(row, "duration_us")?;
+    let memory_mb: i64 = col(row, "memory_mb")?;
+    let egress_bytes: i64 = col(row, "egress_bytes")?;
     Ok(InvocationRecord {
         id: col(row, "id")?,
         app: col(row, "app")?,
@@ -43,6 +45,9 @@ fn invocation_from_row(row: &SqliteRow) -> Result<InvocationRecord> {
         duration_us: u64::try_from(duration_us).map_err(|_| corrupt("duration_us"))?,
         cold_start: col(row, "cold_start")?,
         started_at: ts_from_db(col(row, "started_at")?, "started_at")?,
+        memory_mb: u32::try_from(memory_mb).map_err(|_| corrupt("memory_mb"))?,
+        egress_bytes: u64::try_from(egress_bytes).map_err(|_| corrupt("egress_bytes"))?,
+        trace_id: col(row, "trace_id")?,
     })
 }
 
@@ -55,6 +60,7 @@ fn log_from_row(row: &SqliteRow) -> Result<LogLine> {
         stream: LogStream::parse(&stream).ok_or_else(|| corrupt("stream"))?,
         timestamp: ts_from_db(col(row, "ts")?, "ts")?,
         message: col(row, "message")?,
+        trace_id: col(row, "trace_id")?,
     })
 }
 
@@ -82,7 +88,10 @@ pub(super) async fn insert_invocations(
                 .push_bind(r.http_status.map(i64::from))
                 .push_bind(i64::try_from(r.duration_us).unwrap_or(i64::MAX))
                 .push_bind(r.cold_start)
-                .push_bind(ts_to_db(r.started_at));
+                .push_bind(ts_to_db(r.started_at))
+                .push_bind(i64::from(r.memory_mb))
+                .push_bind(i64::try_from(r.egress_bytes).unwrap_or(i64::MAX))
+                .push_bind(r.trace_id.as_deref());
         });
         q.push(" ON CONFLICT (id) DO NOTHING");
         q.build().execute(&mut *conn).await.map_err(db)?;
@@ -101,7 +110,8 @@ pub(super) async fn insert_logs(conn: &mut SqliteConnection, lines: &[LogLine]) 
                 .push_bind(&l.function)
                 .push_bind(l.stream.as_str())
                 .push_bind(ts_to_db(l.timestamp))
-                .push_bind(&l.message);
+                .push_bind(&l.message)
+                .push_bind(l.trace_id.as_deref());
         });
         q.build().execute(&mut *conn).await.map_err(db)?;
     }

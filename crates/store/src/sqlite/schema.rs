@@ -29,10 +29,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "triggers",
         include_str!("../../migrations/0004_triggers.sql"),
     ),
+    (
+        5,
+        "observability",
+        include_str!("../../migrations/0005_observability.sql"),
+    ),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

@@ -214,6 +214,9 @@ pub fn invocation(id: &str, app: &str, function: &str, secs: i64) -> InvocationR
         duration_us: 1_234,
         cold_start: false,
         started_at: at(secs),
+        memory_mb: 128,
+        egress_bytes: 42,
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_string()),
     }
 }
 
@@ -226,6 +229,7 @@ pub fn log(invocation: &str, app: &str, function: &str, secs: i64, message: &str
         stream: LogStream::Stdout,
         timestamp: at(secs),
         message: message.to_string(),
+        trace_id: None,
     }
 }
 
