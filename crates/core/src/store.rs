@@ -5,6 +5,7 @@ use crate::Result;
 use crate::events::{AttemptResult, Event, EventStatus, NewEvent};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine};
+use crate::stats::{InvocationQuery, Page, RollupQuery, RollupRow};
 use crate::trigger::Trigger;
 use async_trait::async_trait;
 
@@ -111,13 +112,30 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
     /// Appends log lines (a batch, one transaction).
     async fn insert_logs(&self, lines: &[LogLine]) -> Result<()>;
+    /// Lists an app's invocation records matching `query`, newest first, one page;
+    /// `app_not_found` / `function_not_found` when the filter names neither.
+    async fn query_invocations(
+        &self,
+        app: &str,
+        query: &InvocationQuery,
+    ) -> Result<Page<InvocationRecord>>;
     /// Lists a function's invocation records, newest first.
     async fn list_invocations(
         &self,
         app: &str,
         function: &str,
         query: &RecordQuery,
-    ) -> Result<Vec<InvocationRecord>>;
+    ) -> Result<Vec<InvocationRecord>> {
+        let q = InvocationQuery {
+            id: query.invocation_id.clone(),
+            function: Some(function.to_string()),
+            limit: query.limit,
+            ..InvocationQuery::default()
+        };
+        Ok(self.query_invocations(app, &q).await?.items)
+    }
+    /// Reads an app's rollup rows (kept as records are inserted), oldest first.
+    async fn rollups(&self, app: &str, query: &RollupQuery) -> Result<Vec<RollupRow>>;
     /// Reads one invocation record by id; `not_found`.
     async fn get_invocation(&self, id: &str) -> Result<InvocationRecord>;
     /// Lists a function's log lines, newest first.

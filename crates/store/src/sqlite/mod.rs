@@ -6,7 +6,9 @@
 
 mod apps;
 mod events;
+mod invocations;
 mod records;
+mod rollups;
 mod schema;
 mod triggers;
 mod util;
@@ -19,6 +21,7 @@ pub use versions::ALIAS_HISTORY_LIMIT;
 use arcus_core::events::{AttemptResult, Event, NewEvent};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::stats::{InvocationQuery, Page, RollupQuery, RollupRow};
 use arcus_core::store::{DueFunction, EventQuery, RecordQuery, Store};
 use arcus_core::trigger::Trigger;
 use arcus_core::{Error, Result};
@@ -261,7 +264,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        records::insert_invocations(&mut tx, records).await?;
+        invocations::insert(&mut tx, records).await?;
         commit(tx).await
     }
 
@@ -274,19 +277,23 @@ impl Store for SqliteStore {
         commit(tx).await
     }
 
-    async fn list_invocations(
+    async fn query_invocations(
         &self,
         app: &str,
-        function: &str,
-        query: &RecordQuery,
-    ) -> Result<Vec<InvocationRecord>> {
+        query: &InvocationQuery,
+    ) -> Result<Page<InvocationRecord>> {
         let mut tx = self.read().await?;
-        records::list_invocations(&mut tx, app, function, query).await
+        invocations::query(&mut tx, app, query).await
+    }
+
+    async fn rollups(&self, app: &str, query: &RollupQuery) -> Result<Vec<RollupRow>> {
+        let mut tx = self.read().await?;
+        rollups::read(&mut tx, app, query).await
     }
 
     async fn get_invocation(&self, id: &str) -> Result<InvocationRecord> {
         let mut conn = self.pool.acquire().await.map_err(util::db)?;
-        records::get_invocation(&mut conn, id).await
+        invocations::get(&mut conn, id).await
     }
 
     async fn list_logs(

@@ -51,6 +51,8 @@ conformance!(
     aliases,
     alias_rollback,
     invocation_records,
+    invocation_queries,
+    invocation_rollups,
     log_lines,
     settings,
     triggers,

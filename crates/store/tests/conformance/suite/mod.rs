@@ -4,6 +4,7 @@
 //! - `catalog`: apps, functions, versions;
 //! - `aliases`: aliases and their rollback history;
 //! - `records`: invocation records, log lines, settings;
+//! - `stats`: invocation queries and rollups;
 //! - `triggers`: triggers and cron tick claims;
 //! - here: fixtures, helpers, and `seed` / `verify_seeded` for persistence checks.
 
@@ -11,6 +12,7 @@ mod aliases;
 mod catalog;
 mod events;
 mod records;
+mod stats;
 mod triggers;
 
 pub use aliases::{alias_rollback, aliases};
@@ -20,6 +22,7 @@ pub use events::{
     event_fifo_claims, event_purge,
 };
 pub use records::{invocation_records, log_lines, settings};
+pub use stats::{invocation_queries, invocation_rollups};
 pub use triggers::{cron_tick_claims, triggers, triggers_deleted_with_function_and_app};
 
 use arcus_core::model::{
