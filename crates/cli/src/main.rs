@@ -10,7 +10,7 @@ mod serve;
 mod target;
 
 use clap::{Parser, Subcommand};
-use commands::{alias, app, deploy, function, invoke, observe, queue, trigger, versions};
+use commands::{alias, app, deploy, function, invoke, observe, queue, records, trigger, versions};
 use std::process::ExitCode;
 
 /// Arcus: a self-hosted Function-as-a-Service platform for WebAssembly components.
@@ -44,8 +44,12 @@ enum Command {
     Rollback(alias::RollbackArgs),
     /// Show a function's log lines, oldest first.
     Logs(observe::LogsArgs),
-    /// Show a function's recent invocations.
-    Invocations(observe::InvocationsArgs),
+    /// List invocation records of an app or function, newest first, with filters.
+    Invocations(records::InvocationsArgs),
+    /// Calls, success rate, latency percentiles and cold starts over 1h, 24h or 7d.
+    Stats(records::StatsArgs),
+    /// Metered use (invocations, GB-seconds, egress) per function and hour.
+    Usage(records::UsageArgs),
     /// Show where one invocation is (async: queued … dead_lettered, with attempts).
     Invocation(queue::InvocationArgs),
     /// List a function's async invocations and redrive its dead letters.
@@ -66,7 +70,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alias(cmd) => alias::run(cmd).await?,
         Command::Rollback(args) => alias::rollback(args).await?,
         Command::Logs(args) => observe::logs(args).await?,
-        Command::Invocations(args) => observe::invocations(args).await?,
+        Command::Invocations(args) => records::invocations(args).await?,
+        Command::Stats(args) => records::stats(args).await?,
+        Command::Usage(args) => records::usage(args).await?,
         Command::Trigger(cmd) => trigger::run(cmd).await?,
         Command::Invocation(args) => queue::invocation(args).await?,
         Command::Queue(cmd) => queue::run(cmd).await?,

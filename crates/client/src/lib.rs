@@ -16,11 +16,13 @@
 mod error;
 mod events;
 mod invoke;
+mod observe;
 mod triggers;
 
 pub use error::ClientError;
 pub use events::Redriven;
 pub use invoke::InvokeResponse;
+pub use observe::InvocationFilter;
 
 use arcus_core::api::{
     CreateApp, CreateFunction, InstanceView, List, PublishVersion, PutAlias, UpdateApp,

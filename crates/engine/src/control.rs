@@ -7,7 +7,7 @@ use arcus_core::api::{
 };
 use arcus_core::model::{Alias, App, Function, Timestamp, Version};
 use arcus_core::names::{validate_alias, validate_name};
-use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::record::LogLine;
 use arcus_core::store::RecordQuery;
 use arcus_core::{Error, ErrorCode, Result, limits};
 use arcus_runtime_wasm::WasmError;
@@ -298,17 +298,6 @@ impl Engine {
                 })
             })
             .collect())
-    }
-
-    /// Recent invocation records of a function (checks that it exists).
-    pub async fn invocations(
-        &self,
-        app: &str,
-        name: &str,
-        q: &RecordQuery,
-    ) -> Result<Vec<InvocationRecord>> {
-        self.inner.store.get_function(app, name).await?;
-        self.inner.store.list_invocations(app, name, q).await
     }
 
     /// Recent log lines of a function (checks that it exists).

@@ -188,21 +188,32 @@ impl Engine {
         let timeout_ms = resolved.config.timeout_ms;
         let req = req.map(http_body_util::Full::new);
         let invocation_id = pending.record.id.clone();
-        // The slot and the lease are held until the guest has finished, body included.
+        let meter = crate::egress::Meter::default();
+        let on_body_sent = meter.clone();
+        // The slot and the lease are held until the guest has finished, body included;
+        // the record waits for the response body to be sent too, to count its bytes.
         let on_done = Box::new(move |done: Completion| {
             let _held = (slot, lease);
             pending.record.http_status = done.http_status;
-            finish_wasm(pending, done);
+            on_body_sent.on_complete(move |bytes| {
+                pending.record.egress_bytes = bytes;
+                finish_wasm(pending, done);
+            });
         });
         let inv = self.inner.wasm.invoke(component, spec, req, on_done).await;
         match inv.response {
             Ok(response) => Ok(Invoked {
                 invocation_id,
                 version: resolved.version,
-                response: response.map(|b| b.map_err(|e| Box::new(e) as BodyError).boxed_unsync()),
+                response: response.map(|b| {
+                    meter
+                        .wrap(b.map_err(|e| Box::new(e) as BodyError))
+                        .boxed_unsync()
+                }),
                 function_error: None,
             }),
             Err(early) => {
+                meter.body_done();
                 let outcome = tokio::time::timeout(Duration::from_secs(5), inv.outcome)
                     .await
                     .ok()

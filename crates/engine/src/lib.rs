@@ -9,9 +9,11 @@ pub mod autoscale;
 mod cache;
 mod control;
 mod dispatch;
+mod egress;
 mod events;
 mod lifecycle;
 pub mod metrics;
+pub mod observe;
 mod process;
 mod recorder;
 

@@ -186,6 +186,9 @@ impl Engine {
         let result = outcome_response(&done, &spec, http_call, resolved.version, &id);
         if let Ok(inv) = &result {
             pending.record.http_status = Some(inv.response.status().as_u16());
+            pending.record.egress_bytes = http_body::Body::size_hint(inv.response.body())
+                .exact()
+                .unwrap_or(0);
         }
         finish_record(pending, done);
         result

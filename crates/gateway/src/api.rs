@@ -15,7 +15,7 @@ use arcus_core::limits::{
 };
 use arcus_core::model::{Alias, App, Function, Version};
 use arcus_core::names::Qualifier;
-use arcus_core::record::{InvocationRecord, LogLine, TriggerKind};
+use arcus_core::record::{LogLine, TriggerKind};
 use arcus_core::store::RecordQuery;
 use arcus_engine::{Input, Target};
 use axum::Json;
@@ -421,19 +421,6 @@ pub async fn invoke(
         .invoke(&target, id, TriggerKind::Api, Input::Event(payload))
         .await?;
     Ok(function_response(invoked).await)
-}
-
-/// Recent invocation records, newest first.
-#[utoipa::path(get, path = "/api/v1/apps/{app}/functions/{function}/invocations", tag = "observability", params(RecordsQuery),
-    responses((status = 200, body = List<InvocationRecord>), (status = 404, body = ErrorBody)))]
-pub async fn invocations(
-    State(s): State<AppState>,
-    ApiPath((app, f)): ApiPath<(String, String)>,
-    ApiQuery(q): ApiQuery<RecordsQuery>,
-) -> Res<Json<List<InvocationRecord>>> {
-    Ok(Json(List {
-        items: s.engine.invocations(&app, &f, &q.into_query()?).await?,
-    }))
 }
 
 /// Recent log lines, newest first.

@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod events;
 mod invoke;
+mod observe;
 mod openapi;
 mod triggers;
 
@@ -108,7 +109,17 @@ fn api_router(state: AppState) -> Router<AppState> {
             post(api::rollback_alias),
         )
         .route(&format!("{fn_path}/invoke"), post(api::invoke))
-        .route(&format!("{fn_path}/invocations"), get(api::invocations))
+        .route(
+            &format!("{fn_path}/invocations"),
+            get(observe::function_invocations),
+        )
+        .route(&format!("{fn_path}/stats"), get(observe::function_stats))
+        .route(
+            "/api/v1/apps/{app}/invocations",
+            get(observe::app_invocations),
+        )
+        .route("/api/v1/apps/{app}/stats", get(observe::app_stats))
+        .route("/api/v1/apps/{app}/usage", get(observe::usage))
         .route(&format!("{fn_path}/logs"), get(api::logs))
         .route(&format!("{fn_path}/instances"), get(api::instances))
         .route("/api/v1/invocations/{id}", get(events::get_invocation))

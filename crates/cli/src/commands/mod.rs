@@ -7,5 +7,6 @@ pub mod function;
 pub mod invoke;
 pub mod observe;
 pub mod queue;
+pub mod records;
 pub mod trigger;
 pub mod versions;

@@ -262,3 +262,48 @@ pub struct RollupQuery {
 
 mod view;
 pub use view::{StatsBucket, StatsView, StatsWindow, UsageHour, UsageView};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_ten_percent_above() {
+        let mut h = Histogram::default();
+        for us in 1..=1000u64 {
+            h.record(us * 1000); // 1 ms … 1 s
+        }
+        for (q, truth) in [(0.5, 500.0), (0.95, 950.0), (0.99, 990.0)] {
+            let got = h.quantile_ms(q).unwrap();
+            assert!(got >= truth && got <= truth * 1.1, "q{q}: {got} vs {truth}");
+        }
+        assert_eq!(Histogram::default().quantile_ms(0.5), None);
+        assert_eq!(Histogram::bucket(0), 0);
+        assert_eq!(Histogram::bucket(10), 0);
+        assert!(Histogram::upper_us(Histogram::bucket(900_000_000)) >= 9e8);
+    }
+
+    #[test]
+    fn windows_end_with_the_current_bucket() {
+        let now = Timestamp::from_unix_timestamp(7_200 + 61).unwrap();
+        assert_eq!(
+            StatsWindow::Hour.range(now),
+            (7_200 + 120 - 3_600, 7_200 + 120)
+        );
+        assert_eq!(StatsWindow::Week.range(now), (10_800 - 168 * 3_600, 10_800));
+        assert!(StatsWindow::parse("2h").is_err());
+        assert_eq!(Cursor::parse("5.7").unwrap(), Cursor { time_us: 5, seq: 7 });
+        assert_eq!(
+            Cursor::parse(
+                &Cursor {
+                    time_us: -1,
+                    seq: 2
+                }
+                .encode()
+            )
+            .unwrap()
+            .time_us,
+            -1
+        );
+    }
+}

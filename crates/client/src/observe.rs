@@ -1,0 +1,98 @@
+//! Invocation records with filters and pages, stats and usage.
+
+use crate::{Client, Result};
+use arcus_core::record::InvocationRecord;
+use arcus_core::stats::{Page, StatsView, UsageView};
+use reqwest::Method;
+
+/// Filters of [`Client::query_invocations`]; every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct InvocationFilter {
+    /// Only this function.
+    pub function: Option<String>,
+    /// Only this version.
+    pub version: Option<u32>,
+    /// `succeeded`, `failed` or `timed_out`.
+    pub status: Option<String>,
+    /// Trigger kind (`http`, `api`, `async`, `cron`, …).
+    pub trigger: Option<String>,
+    /// Only cold or only warm invocations.
+    pub cold_start: Option<bool>,
+    /// Only invocations that failed with this code.
+    pub error_code: Option<String>,
+    /// Started at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Started before (RFC 3339).
+    pub until: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size (1–1000).
+    pub limit: Option<u32>,
+}
+
+impl InvocationFilter {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        let mut put = |k, v: Option<String>| {
+            if let Some(v) = v {
+                q.push((k, v));
+            }
+        };
+        put("function", self.function.clone());
+        put("version", self.version.map(|v| v.to_string()));
+        put("status", self.status.clone());
+        put("trigger", self.trigger.clone());
+        put("cold_start", self.cold_start.map(|c| c.to_string()));
+        put("error_code", self.error_code.clone());
+        put("since", self.since.clone());
+        put("until", self.until.clone());
+        put("cursor", self.cursor.clone());
+        put("limit", self.limit.map(|l| l.to_string()));
+        q
+    }
+}
+
+impl Client {
+    /// `GET /apps/{app}/invocations`: one page of an app's records, newest first.
+    pub async fn query_invocations(
+        &self,
+        app: &str,
+        filter: &InvocationFilter,
+    ) -> Result<Page<InvocationRecord>> {
+        let url = self.url(&["apps", app, "invocations"])?;
+        self.json(self.request(Method::GET, url).query(&filter.pairs()))
+            .await
+    }
+
+    /// `GET /apps/{app}[/functions/{fn}]/stats?window=`: stats from rollups.
+    pub async fn stats(
+        &self,
+        app: &str,
+        function: Option<&str>,
+        window: &str,
+    ) -> Result<StatsView> {
+        let url = match function {
+            Some(f) => self.url(&["apps", app, "functions", f, "stats"])?,
+            None => self.url(&["apps", app, "stats"])?,
+        };
+        self.json(self.request(Method::GET, url).query(&[("window", window)]))
+            .await
+    }
+
+    /// `GET /apps/{app}/usage[?from=&to=]`: metered use per function and hour.
+    pub async fn usage(
+        &self,
+        app: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<UsageView> {
+        let url = self.url(&["apps", app, "usage"])?;
+        let mut req = self.request(Method::GET, url);
+        for (k, v) in [("from", from), ("to", to)] {
+            if let Some(v) = v {
+                req = req.query(&[(k, v)]);
+            }
+        }
+        self.json(req).await
+    }
+}
