@@ -320,6 +320,10 @@ fn served_paths() -> Vec<(&'static str, &'static [&'static str])> {
             &["get"],
         ),
         ("/api/v1/apps/{app}/functions/{function}/logs", &["get"]),
+        ("/api/v1/apps/{app}/functions/{function}/stats", &["get"]),
+        ("/api/v1/apps/{app}/invocations", &["get"]),
+        ("/api/v1/apps/{app}/stats", &["get"]),
+        ("/api/v1/apps/{app}/usage", &["get"]),
         (
             "/api/v1/apps/{app}/functions/{function}/instances",
             &["get"],
