@@ -235,7 +235,7 @@ async fn app_quotas_bound_running_instances_across_functions() {
     let bad = UpdateApp {
         quotas: Some(AppQuotas {
             max_instances: Some(0),
-            max_memory_mb: None,
+            ..AppQuotas::default()
         }),
         ..Default::default()
     };

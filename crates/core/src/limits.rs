@@ -40,3 +40,14 @@ pub const MAX_DESCRIPTION_BYTES: usize = 1024;
 pub const MAX_LOG_BYTES_PER_INVOCATION: usize = 1024 * 1024;
 /// Largest number of records or log lines one list request returns.
 pub const MAX_LIST_LIMIT: u32 = 1000;
+/// Default age after which an app's log lines and invocation records are deleted (7 days).
+pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 7;
+/// Largest `log_retention_days` of an app (365 days).
+pub const MAX_LOG_RETENTION_DAYS: u32 = 365;
+/// Default size of an app's stored log messages past which the oldest lines are deleted
+/// (1 GiB, counted as the sum of message bytes).
+pub const DEFAULT_LOG_RETENTION_MB: u32 = 1024;
+/// Largest `log_retention_mb` of an app (1 TiB).
+pub const MAX_LOG_RETENTION_MB: u32 = 1 << 20;
+/// Lines one follow (SSE) query reads from the store at a time.
+pub const LOG_FOLLOW_BATCH: u32 = 500;

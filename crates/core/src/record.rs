@@ -186,6 +186,10 @@ impl LogStream {
 /// One line of output of an invocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LogLine {
+    /// The line's position in the store, increasing in write order (0 until stored).
+    /// Resume a follow after it (`Last-Event-ID` / `?after=`).
+    #[serde(default)]
+    pub seq: u64,
     /// The invocation that wrote it.
     pub invocation_id: String,
     /// App name.

@@ -1,5 +1,6 @@
 //! Per-function scaling settings (function-level, not versioned) and their validation.
 
+use crate::limits::{MAX_LOG_RETENTION_DAYS, MAX_LOG_RETENTION_MB};
 use crate::model::Runtime;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,14 @@ pub struct AppQuotas {
     /// Most memory, in MiB, of the instances running at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory_mb: Option<u32>,
+    /// Days log lines and invocation records are kept; default
+    /// [`DEFAULT_LOG_RETENTION_DAYS`](crate::limits::DEFAULT_LOG_RETENTION_DAYS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_retention_days: Option<u32>,
+    /// MiB of log messages kept (oldest lines go first past it); default
+    /// [`DEFAULT_LOG_RETENTION_MB`](crate::limits::DEFAULT_LOG_RETENTION_MB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_retention_mb: Option<u32>,
 }
 
 impl AppQuotas {
@@ -66,7 +75,37 @@ impl AppQuotas {
                 crate::limits::MIN_WASM_MEMORY_MB
             )));
         }
+        if self
+            .log_retention_days
+            .is_some_and(|d| d == 0 || d > MAX_LOG_RETENTION_DAYS)
+        {
+            return Err(Error::invalid(format!(
+                "quotas.log_retention_days must be between 1 and {MAX_LOG_RETENTION_DAYS}"
+            )));
+        }
+        if self
+            .log_retention_mb
+            .is_some_and(|m| m == 0 || m > MAX_LOG_RETENTION_MB)
+        {
+            return Err(Error::invalid(format!(
+                "quotas.log_retention_mb must be between 1 and {MAX_LOG_RETENTION_MB}"
+            )));
+        }
         Ok(())
+    }
+
+    /// Days of logs and records kept (the override or the default).
+    pub fn retention_days(&self) -> u32 {
+        self.log_retention_days
+            .unwrap_or(crate::limits::DEFAULT_LOG_RETENTION_DAYS)
+    }
+
+    /// Bytes of log messages kept (the override or the default).
+    pub fn retention_bytes(&self) -> u64 {
+        u64::from(
+            self.log_retention_mb
+                .unwrap_or(crate::limits::DEFAULT_LOG_RETENTION_MB),
+        ) << 20
     }
 }
 
@@ -182,11 +221,21 @@ mod tests {
             r#"{"max_instances": 0}"#,
             r#"{"max_memory_mb": 1}"#,
             r#"{"max_memory_mb": 4294967295}"#,
+            r#"{"log_retention_days": 0}"#,
+            r#"{"log_retention_days": 366}"#,
+            r#"{"log_retention_mb": 0}"#,
+            r#"{"log_retention_mb": 4294967295}"#,
         ] {
             let q: AppQuotas = serde_json::from_str(bad).unwrap();
             assert!(q.validate().is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<AppQuotas>(r#"{"instances": 2}"#).is_err());
+        let r: AppQuotas =
+            serde_json::from_str(r#"{"log_retention_days": 1, "log_retention_mb": 2}"#).unwrap();
+        assert!(r.validate().is_ok());
+        assert_eq!((r.retention_days(), r.retention_bytes()), (1, 2 << 20));
+        assert_eq!(AppQuotas::default().retention_days(), 7);
+        assert_eq!(AppQuotas::default().retention_bytes(), 1 << 30);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use crate::Result;
 use crate::events::{AttemptResult, Event, EventStatus, NewEvent};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
-use crate::record::{InvocationRecord, LogLine};
-use crate::stats::{InvocationQuery, Page, RollupQuery, RollupRow};
+use crate::record::{InvocationRecord, LogLine, LogStream};
+use crate::stats::{Cursor, InvocationQuery, Page, RollupQuery, RollupRow};
 use crate::trigger::Trigger;
 use async_trait::async_trait;
 
@@ -16,6 +16,38 @@ pub struct RecordQuery {
     pub invocation_id: Option<String>,
     /// At most this many rows, newest first.
     pub limit: u32,
+}
+
+/// Filters for listing log lines of an app (or one of its functions).
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// Only this function.
+    pub function: Option<String>,
+    /// Only this invocation.
+    pub invocation_id: Option<String>,
+    /// Only this stream.
+    pub stream: Option<LogStream>,
+    /// Only lines whose message contains this text (case-sensitive substring).
+    pub text: Option<String>,
+    /// Captured at or after.
+    pub since: Option<Timestamp>,
+    /// Captured before.
+    pub until: Option<Timestamp>,
+    /// Continue after this page (a `next_cursor` of an earlier answer; newest-first
+    /// listings only).
+    pub cursor: Option<Cursor>,
+    /// At most this many (0 = the store's default).
+    pub limit: u32,
+}
+
+/// What [`Store::tail_logs`] read: matching lines in write order, and how far it looked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogTail {
+    /// Lines with a seq above the one asked for, oldest (lowest seq) first.
+    pub lines: Vec<LogLine>,
+    /// Every stored line up to this seq has been looked at: the next read continues
+    /// after it. Never below the seq asked for.
+    pub scanned_to: u64,
 }
 
 /// A function with async events that may start now.
@@ -138,13 +170,54 @@ pub trait Store: Send + Sync + 'static {
     async fn rollups(&self, app: &str, query: &RollupQuery) -> Result<Vec<RollupRow>>;
     /// Reads one invocation record by id; `not_found`.
     async fn get_invocation(&self, id: &str) -> Result<InvocationRecord>;
+    /// Lists an app's log lines matching `query`, newest first (by capture time, then
+    /// seq), one page; `app_not_found` / `function_not_found` when the filter names
+    /// neither.
+    async fn query_logs(&self, app: &str, query: &LogQuery) -> Result<Page<LogLine>>;
     /// Lists a function's log lines, newest first.
     async fn list_logs(
         &self,
         app: &str,
         function: &str,
         query: &RecordQuery,
-    ) -> Result<Vec<LogLine>>;
+    ) -> Result<Vec<LogLine>> {
+        let q = LogQuery {
+            function: Some(function.to_string()),
+            invocation_id: query.invocation_id.clone(),
+            limit: query.limit,
+            ..LogQuery::default()
+        };
+        Ok(self.query_logs(app, &q).await?.items)
+    }
+    /// Reads an app's lines stored after seq `after` that match `query` (its `cursor`
+    /// is ignored), in write order: at most `limit` lines, looking at a bounded range
+    /// of seqs per call so each call is cheap (continue from `scanned_to`). Seqs are
+    /// never reused, so a follower that resumes after the last seq it saw misses
+    /// nothing.
+    async fn tail_logs(
+        &self,
+        app: &str,
+        query: &LogQuery,
+        after: u64,
+        limit: u32,
+    ) -> Result<LogTail>;
+    /// The highest seq stored so far (0 when no line ever was).
+    async fn last_log_seq(&self) -> Result<u64>;
+    /// Bytes of log messages an app has stored (what size retention counts).
+    async fn log_bytes(&self, app: &str) -> Result<u64>;
+    /// Deletes up to `limit` of an app's oldest log lines (one short transaction): first
+    /// the ones captured before `older_than`, then, while its messages take more than
+    /// `max_bytes`, the oldest others. Returns how many went; call again until 0.
+    async fn purge_logs(
+        &self,
+        app: &str,
+        older_than: Timestamp,
+        max_bytes: u64,
+        limit: u32,
+    ) -> Result<u64>;
+    /// Deletes up to `limit` of an app's invocation records started before `older_than`
+    /// (one short transaction). Returns how many went; call again until 0.
+    async fn purge_invocations(&self, app: &str, older_than: Timestamp, limit: u32) -> Result<u64>;
 
     /// Stores async events in one transaction (durable when it returns). Per event: the
     /// id it is known by — an earlier event's id when its idempotency key was used on

@@ -320,6 +320,8 @@ mod tests {
     const NO_QUOTAS: AppQuotas = AppQuotas {
         max_instances: None,
         max_memory_mb: None,
+        log_retention_days: None,
+        log_retention_mb: None,
     };
 
     fn wasm<'a>(function: &'a str, scaling: &'a Scaling, quotas: &'a AppQuotas) -> Demand<'a> {
@@ -382,6 +384,7 @@ mod tests {
         let quotas = AppQuotas {
             max_instances: Some(3),
             max_memory_mb: Some(1024),
+            ..NO_QUOTAS
         };
         let held = [
             a.admit(wasm("f", &s, &quotas)).await.unwrap(),
@@ -421,7 +424,7 @@ mod tests {
         let s = scaling(1, 1, 0);
         let quotas = AppQuotas {
             max_instances: Some(1),
-            max_memory_mb: None,
+            ..NO_QUOTAS
         };
         drop(a.admit(wasm("f", &s, &quotas)).await.unwrap());
         assert_eq!(a.loads(|_| true).len(), 1);

@@ -88,6 +88,7 @@ impl PendingRecord {
                 stream,
                 timestamp,
                 message,
+                seq: 0,
                 trace_id: r.trace_id.clone(),
             })
             .collect();

@@ -29,7 +29,8 @@ enum AppCommand {
     /// List apps.
     List,
     /// Set an app's quotas: what its functions may run at once (flags left out mean
-    /// unlimited).
+    /// unlimited) and how long its logs and records are kept (left out: the defaults,
+    /// 7 days and 1024 MiB).
     Quota {
         /// App name.
         #[arg(value_parser = parse_app)]
@@ -40,6 +41,12 @@ enum AppCommand {
         /// Most memory (MiB) of the instances running at once.
         #[arg(long)]
         max_memory_mb: Option<u32>,
+        /// Days log lines and invocation records are kept.
+        #[arg(long)]
+        log_retention_days: Option<u32>,
+        /// MiB of log messages kept (the oldest lines go first past it).
+        #[arg(long)]
+        log_retention_mb: Option<u32>,
     },
     /// Delete an app.
     Delete {
@@ -88,12 +95,16 @@ pub async fn run(cmd: AppCmd) -> anyhow::Result<()> {
             name,
             max_instances,
             max_memory_mb,
+            log_retention_days,
+            log_retention_mb,
         } => {
             let body = UpdateApp {
                 description: None,
                 quotas: Some(AppQuotas {
                     max_instances,
                     max_memory_mb,
+                    log_retention_days,
+                    log_retention_mb,
                 }),
             };
             let app = client.update_app(&name, &body).await?;
@@ -103,10 +114,12 @@ pub async fn run(cmd: AppCmd) -> anyhow::Result<()> {
                 let show =
                     |v: Option<u32>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
                 outln!(
-                    "app {}: max_instances {}, max_memory_mb {}",
+                    "app {}: max_instances {}, max_memory_mb {}, log retention {} days, {} MiB",
                     app.name,
                     show(app.quotas.max_instances),
-                    show(app.quotas.max_memory_mb)
+                    show(app.quotas.max_memory_mb),
+                    app.quotas.retention_days(),
+                    app.quotas.retention_bytes() >> 20
                 );
             }
         }

@@ -150,6 +150,7 @@ pub(super) async fn delete_app(conn: &mut SqliteConnection, name: &str, force: b
         "DELETE FROM aliases WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
         "DELETE FROM versions WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
         "DELETE FROM logs WHERE app = ?",
+        "DELETE FROM log_usage WHERE app = ?",
         "DELETE FROM invocations WHERE app = ?",
         "DELETE FROM functions WHERE app = ?",
         "DELETE FROM apps WHERE name = ?",
@@ -295,6 +296,7 @@ pub(super) async fn delete_function(
     }
     for sql in [
         "DELETE FROM logs WHERE app = ? AND function = ?",
+        "DELETE FROM log_usage WHERE app = ? AND function = ?",
         "DELETE FROM invocations WHERE app = ? AND function = ?",
     ] {
         sqlx::query(sql)

@@ -7,7 +7,9 @@
 mod apps;
 mod events;
 mod invocations;
+mod logs;
 mod records;
+mod retention;
 mod rollups;
 mod schema;
 mod triggers;
@@ -22,7 +24,7 @@ use arcus_core::events::{AttemptResult, Event, NewEvent};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::stats::{InvocationQuery, Page, RollupQuery, RollupRow};
-use arcus_core::store::{DueFunction, EventQuery, RecordQuery, Store};
+use arcus_core::store::{DueFunction, EventQuery, LogQuery, LogTail, Store};
 use arcus_core::trigger::Trigger;
 use arcus_core::{Error, Result};
 use async_trait::async_trait;
@@ -273,7 +275,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        records::insert_logs(&mut tx, lines).await?;
+        logs::insert(&mut tx, lines).await?;
         commit(tx).await
     }
 
@@ -296,14 +298,50 @@ impl Store for SqliteStore {
         invocations::get(&mut conn, id).await
     }
 
-    async fn list_logs(
+    async fn query_logs(&self, app: &str, query: &LogQuery) -> Result<Page<LogLine>> {
+        let mut tx = self.read().await?;
+        logs::query(&mut tx, app, query).await
+    }
+
+    async fn tail_logs(
         &self,
         app: &str,
-        function: &str,
-        query: &RecordQuery,
-    ) -> Result<Vec<LogLine>> {
+        query: &LogQuery,
+        after: u64,
+        limit: u32,
+    ) -> Result<LogTail> {
         let mut tx = self.read().await?;
-        records::list_logs(&mut tx, app, function, query).await
+        logs::tail(&mut tx, app, query, after, limit).await
+    }
+
+    async fn last_log_seq(&self) -> Result<u64> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        logs::last_seq(&mut conn).await
+    }
+
+    async fn log_bytes(&self, app: &str) -> Result<u64> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        logs::bytes(&mut conn, app).await
+    }
+
+    async fn purge_logs(
+        &self,
+        app: &str,
+        older_than: Timestamp,
+        max_bytes: u64,
+        limit: u32,
+    ) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let n = retention::purge_logs(&mut tx, app, older_than, max_bytes, limit).await?;
+        commit(tx).await?;
+        Ok(n)
+    }
+
+    async fn purge_invocations(&self, app: &str, older_than: Timestamp, limit: u32) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let n = retention::purge_invocations(&mut tx, app, older_than, limit).await?;
+        commit(tx).await?;
+        Ok(n)
     }
 
     async fn enqueue_events(&self, events: &[NewEvent]) -> Result<Vec<Result<String>>> {

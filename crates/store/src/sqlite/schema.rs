@@ -34,10 +34,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "observability",
         include_str!("../../migrations/0005_observability.sql"),
     ),
+    (6, "logs", include_str!("../../migrations/0006_logs.sql")),
+    (
+        7,
+        "event_trace",
+        include_str!("../../migrations/0007_event_trace.sql"),
+    ),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 7;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

@@ -33,6 +33,8 @@ pub async fn apps(s: &dyn Store) {
     limited.quotas = arcus_core::scaling::AppQuotas {
         max_instances: Some(3),
         max_memory_mb: Some(512),
+        log_retention_days: Some(3),
+        log_retention_mb: None,
     };
     s.update_app(&limited).await.unwrap();
     assert_eq!(s.get_app("alpha").await.unwrap(), limited);

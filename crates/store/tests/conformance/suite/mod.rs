@@ -4,6 +4,7 @@
 //! - `catalog`: apps, functions, versions;
 //! - `aliases`: aliases and their rollback history;
 //! - `records`: invocation records, log lines, settings;
+//! - `logs`: log queries, tails and retention;
 //! - `stats`: invocation queries and rollups;
 //! - `triggers`: triggers and cron tick claims;
 //! - here: fixtures, helpers, and `seed` / `verify_seeded` for persistence checks.
@@ -11,6 +12,7 @@
 mod aliases;
 mod catalog;
 mod events;
+mod logs;
 mod records;
 mod stats;
 mod triggers;
@@ -21,6 +23,7 @@ pub use events::{
     event_cancel_and_release, event_claims_and_finishes, event_dead_letters, event_enqueue,
     event_fifo_claims, event_purge,
 };
+pub use logs::{log_queries, log_retention, log_tails};
 pub use records::{invocation_records, log_lines, settings};
 pub use stats::{invocation_queries, invocation_rollups};
 pub use triggers::{cron_tick_claims, triggers, triggers_deleted_with_function_and_app};
@@ -233,6 +236,7 @@ pub fn log(invocation: &str, app: &str, function: &str, secs: i64, message: &str
         timestamp: at(secs),
         message: message.to_string(),
         trace_id: None,
+        seq: 0,
     }
 }
 

@@ -112,6 +112,10 @@ pub async fn log_lines(s: &dyn Store) {
         messages(&all),
         ["trap: unreachable", "three", "oops", "two", "one"]
     );
+    // Stored lines come back as written, with their seq.
+    assert!(all[0].seq > all[2].seq && all[2].seq > 0);
+    platform.seq = all[0].seq;
+    err.seq = all[2].seq;
     assert_eq!(all[0], platform);
     assert_eq!(all[2], err);
     let i1 = s.list_logs("a", "f", &query(Some("i1"), 0)).await.unwrap();
