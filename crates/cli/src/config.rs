@@ -28,6 +28,9 @@ pub struct FileConfig {
     /// Autoscaler settings.
     #[serde(default)]
     pub autoscale: AutoscaleFileConfig,
+    /// Trace export settings.
+    #[serde(default)]
+    pub tracing: crate::otlp::TracingFileConfig,
 }
 
 /// `[autoscale]` section.
@@ -100,6 +103,8 @@ pub struct Config {
     pub autoscale_window: Duration,
     /// Process runtime settings.
     pub process: ProcessConfig,
+    /// Trace export settings.
+    pub tracing: crate::otlp::TracingConfig,
 }
 
 /// Validates `[process]` into the runtime's config, its work dir under `data_dir`.
@@ -186,6 +191,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `ARCUS_ADMIN_TOKEN`.
     pub admin_token: Option<String>,
+    /// `--otlp-endpoint` / `ARCUS_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Config {
@@ -244,6 +251,7 @@ impl Config {
         }
         Ok(Self {
             listen,
+            tracing: crate::otlp::TracingConfig::load(file.tracing, o.otlp_endpoint)?,
             process: process_config(file.process, &data_dir)?,
             data_dir,
             admin_token,

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod errors;
 mod opts;
+mod otlp;
 mod output;
 mod serve;
 mod target;

@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Data directory [default: ./arcus-data].
     #[arg(long, env = "ARCUS_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// OTLP/HTTP collector to export spans to (`http://host:4318`) [default: none].
+    #[arg(long, env = "ARCUS_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 const ADMIN_TOKEN_SETTING: &str = "admin_token_sha256";
@@ -44,7 +47,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         listen: args.listen,
         data_dir: args.data_dir,
         admin_token: std::env::var("ARCUS_ADMIN_TOKEN").ok(),
+        otlp_endpoint: args.otlp_endpoint,
     })?;
+    let (spans, exporter) = crate::otlp::start(&config.tracing)?;
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data dir {}", data.display()))?;
@@ -75,6 +80,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             wasm_memory_budget_mb: config.wasm_memory_budget_mb,
             autoscale_window: config.autoscale_window,
             node_id: node_id(data)?,
+            spans,
         },
     );
     engine.set_publisher(Arc::new(arcus_triggers::Publishers::new()));
@@ -109,6 +115,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     triggers.shutdown().await;
     engine.stop_instances().await;
     engine.flush().await;
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
     eprintln!("arcus: stopped");
     Ok(())
 }

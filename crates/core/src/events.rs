@@ -302,6 +302,9 @@ pub struct NewEvent {
     pub idempotency_key: Option<String>,
     /// When it was accepted.
     pub now: Timestamp,
+    /// The W3C `traceparent` of the span that accepted it: every attempt runs in this
+    /// trace, as a child of that span.
+    pub traceparent: Option<String>,
 }
 
 /// A stored async invocation.

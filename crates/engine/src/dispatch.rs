@@ -7,10 +7,12 @@ use crate::activator::Demand;
 use crate::cache::{Lease, Loaded, Route, Usage};
 use crate::control::wasm_error;
 use crate::recorder::PendingRecord;
+use crate::trace::{InvocationSpans, TraceCtx};
 use arcus_core::model::{ExecConfig, Timestamp};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use arcus_core::scaling::Scaling;
+use arcus_core::trace::TraceParent;
 use arcus_core::{Error, ErrorCode, Result};
 use arcus_runtime_wasm::{
     Completion, EgressPolicy, InvokeSpec, LoadSource, LoadedComponent, Outcome,
@@ -112,7 +114,7 @@ pub fn event_request(
 }
 
 impl Engine {
-    /// Runs one invocation of a function.
+    /// Runs one invocation of a function, in a new trace.
     pub async fn invoke(
         &self,
         target: &Target,
@@ -120,10 +122,34 @@ impl Engine {
         trigger: TriggerKind,
         input: Input,
     ) -> Result<Invoked> {
+        self.invoke_traced(target, invocation_id, trigger, input, None)
+            .await
+    }
+
+    /// Runs one invocation of a function whose spans are children of `parent` (the
+    /// gateway's or the queue's span); `None` starts a new trace.
+    pub async fn invoke_traced(
+        &self,
+        target: &Target,
+        invocation_id: String,
+        trigger: TriggerKind,
+        input: Input,
+        parent: Option<TraceCtx>,
+    ) -> Result<Invoked> {
         let started_at = Timestamp::now_utc();
+        let ctx = parent.unwrap_or_else(TraceCtx::root);
+        let function_span = crate::trace::new_span_id();
+        let spans = self.inner.spans.enabled().then(|| {
+            Box::new(InvocationSpans::new(
+                self.inner.spans.clone(),
+                ctx,
+                function_span,
+            ))
+        });
+        let traceparent = ctx.child(function_span);
         let route = self.route(&target.app, &target.function).await?;
         let resolved = self.resolve(&route, &target.qualifier).await?;
-        let pending = PendingRecord::new(
+        let mut pending = PendingRecord::new(
             self.inner.recorder.clone(),
             InvocationRecord {
                 id: invocation_id.clone(),
@@ -139,9 +165,10 @@ impl Engine {
                 started_at,
                 memory_mb: resolved.config.memory_mb,
                 egress_bytes: 0,
-                trace_id: None,
+                trace_id: Some(ctx.trace_id_hex()),
             },
         );
+        pending.spans = spans;
         let slot = self
             .inner
             .activator
@@ -155,13 +182,14 @@ impl Engine {
             })
             .await?;
         if let Some(kind) = crate::process::kind(resolved.config.runtime) {
+            let input = with_traceparent(input, &traceparent);
             let result = self
-                .invoke_process(target, resolved, kind, input, pending)
+                .invoke_process(target, resolved, kind, input, pending, &traceparent)
                 .await;
             drop(slot);
             return result;
         }
-        let req = match input {
+        let mut req = match input {
             Input::Http(req) => req,
             Input::Event(body) => event_request(body, trigger, &invocation_id),
             Input::Queued { body, attempt } => {
@@ -171,6 +199,7 @@ impl Engine {
                 req
             }
         };
+        set_traceparent(req.headers_mut(), &traceparent);
         self.invoke_wasm(target, resolved, req, pending, slot).await
     }
 
@@ -184,6 +213,9 @@ impl Engine {
     ) -> Result<Invoked> {
         let (component, cold, lease) = self.component(&resolved.sha256, &resolved.scaling).await?;
         pending.record.cold_start = cold;
+        if let Some(s) = &mut pending.spans {
+            s.acquired(None);
+        }
         let spec = self.spec(target, &resolved);
         let timeout_ms = resolved.config.timeout_ms;
         let req = req.map(http_body_util::Full::new);
@@ -368,6 +400,26 @@ impl Engine {
     }
 }
 
+/// Sets the `traceparent` a function sees (replacing the caller's: its parent is now
+/// the invocation's `function` span).
+fn set_traceparent(headers: &mut http::HeaderMap, tp: &TraceParent) {
+    if let Ok(v) = http::HeaderValue::from_str(&tp.header()) {
+        headers.insert(arcus_core::trace::TRACEPARENT, v);
+    }
+}
+
+/// An HTTP input with the function's `traceparent` (events get theirs where they
+/// become requests or handler events).
+fn with_traceparent(input: Input, tp: &TraceParent) -> Input {
+    match input {
+        Input::Http(mut req) => {
+            set_traceparent(req.headers_mut(), tp);
+            Input::Http(req)
+        }
+        other => other,
+    }
+}
+
 fn outcome_error(outcome: &Outcome, timeout_ms: u64) -> Error {
     match outcome {
         Outcome::Ok => Error::new(
@@ -406,5 +458,7 @@ fn finish_wasm(pending: PendingRecord, done: Completion) {
         .logs
         .into_iter()
         .map(|l| (l.stream, l.timestamp, l.message));
+    // The wasm runtime writes no platform lines of its own (process runtimes do).
+    let lines = crate::logs::with_platform_lines(&pending.record, done.duration, lines);
     pending.finish(done.duration, status, code, lines);
 }

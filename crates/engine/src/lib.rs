@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod observe;
 mod process;
 mod recorder;
+pub mod trace;
 
 pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
 pub use events::{Publisher, destination_record};
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     /// This node's identity as an owner of async event leases; stable across restarts
     /// so a restarted node resumes its own leases at once.
     pub node_id: String,
+    /// Where the invocations' spans are exported (default: nowhere).
+    pub spans: trace::Spans,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +59,7 @@ impl Default for EngineConfig {
             wasm_memory_budget_mb: DEFAULT_WASM_MEMORY_BUDGET_MB,
             autoscale_window: autoscale::STABLE_WINDOW,
             node_id: uuid::Uuid::new_v4().to_string(),
+            spans: trace::Spans::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ struct Inner {
     recorder: Recorder,
     protected: Arc<Vec<SocketAddr>>,
     queue: events::Queue,
+    spans: trace::Spans,
 }
 
 impl Engine {
@@ -102,6 +107,7 @@ impl Engine {
             recorder,
             protected: Arc::new(config.protected_addrs),
             queue: events::Queue::new(store_for_queue, config.node_id),
+            spans: config.spans,
         });
         lifecycle::start(&inner, config.autoscale_window);
         events::start(&inner);
@@ -111,6 +117,11 @@ impl Engine {
     /// The metadata store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// Where the node's spans go (the gateway adds its own).
+    pub fn spans(&self) -> &trace::Spans {
+        &self.inner.spans
     }
 
     /// Writes out pending records and logs; call before exiting.

@@ -138,13 +138,14 @@ impl Engine {
         kind: ProcessKind,
         input: Input,
         mut pending: PendingRecord,
+        traceparent: &arcus_core::trace::TraceParent,
     ) -> Result<Invoked> {
         let rt = self.process_runtime()?;
         self.ensure_prepared(rt, kind, &resolved.sha256).await?;
         let spec = self.process_spec(target, &resolved, kind);
         let id = pending.record.id.clone();
-        let (event, http_call, trace) = match input {
-            Input::Event(body) | Input::Queued { body, .. } => (body, false, None),
+        let (event, http_call) = match input {
+            Input::Event(body) | Input::Queued { body, .. } => (body, false),
             Input::Http(req) => {
                 let (parts, body) = req.into_parts();
                 let stage = target.qualifier.to_string();
@@ -161,12 +162,7 @@ impl Engine {
                     time_epoch_ms: (pending.record.started_at.unix_timestamp_nanos() / 1_000_000)
                         as i64,
                 };
-                let trace = parts
-                    .headers
-                    .get("traceparent")
-                    .and_then(|v| v.to_str().ok())
-                    .map(String::from);
-                (apigw::request_event(&parts, &body, &ctx), true, trace)
+                (apigw::request_event(&parts, &body, &ctx), true)
             }
         };
         let qualifier = match &target.qualifier {
@@ -177,12 +173,15 @@ impl Engine {
             request_id: id.clone(),
             event,
             invoked_function_arn: function_arn(&target.app, &target.function, qualifier.as_deref()),
-            trace_id: trace,
+            trace_id: Some(traceparent.xray()),
             client_context: None,
             cognito_identity: None,
         };
         let done = rt.invoke(&spec, &pool_policy(&resolved.scaling), req).await;
         pending.record.cold_start = done.cold_start;
+        if let Some(s) = &mut pending.spans {
+            s.acquired(std::time::SystemTime::now().checked_sub(done.duration));
+        }
         let result = outcome_response(&done, &spec, http_call, resolved.version, &id);
         if let Ok(inv) = &result {
             pending.record.http_status = Some(inv.response.status().as_u16());

@@ -59,11 +59,17 @@ pub(crate) struct PendingRecord {
     recorder: Recorder,
     /// The record so far.
     pub record: InvocationRecord,
+    /// The invocation's spans, when the node exports them.
+    pub spans: Option<Box<crate::trace::InvocationSpans>>,
 }
 
 impl PendingRecord {
     pub fn new(recorder: Recorder, record: InvocationRecord) -> Self {
-        Self { recorder, record }
+        Self {
+            recorder,
+            record,
+            spans: None,
+        }
     }
 
     /// Completes the record with how the invocation ended and queues it with its log
@@ -93,6 +99,9 @@ impl PendingRecord {
             })
             .collect();
         crate::metrics::invocation(&self.record);
+        if let Some(spans) = self.spans.take() {
+            spans.finish(&self.record);
+        }
         self.recorder.record(self.record, logs);
     }
 }

@@ -376,6 +376,7 @@ pub async fn rollback_alias(
 pub async fn invoke(
     State(s): State<AppState>,
     Extension(RequestId(id)): Extension<RequestId>,
+    Extension(trace): Extension<arcus_engine::trace::TraceCtx>,
     ApiPath((app, f)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<InvokeQuery>,
     headers: HeaderMap,
@@ -412,13 +413,19 @@ pub async fn invoke(
         let key = crate::events::idempotency_key(&headers)?;
         let invocation_id = s
             .engine
-            .enqueue(&target, TriggerKind::Async, payload, key)
+            .enqueue_traced(&target, TriggerKind::Async, payload, key, Some(trace))
             .await?;
         return Ok(crate::events::accepted(invocation_id));
     }
     let invoked = s
         .engine
-        .invoke(&target, id, TriggerKind::Api, Input::Event(payload))
+        .invoke_traced(
+            &target,
+            id,
+            TriggerKind::Api,
+            Input::Event(payload),
+            Some(trace),
+        )
         .await?;
     Ok(function_response(invoked).await)
 }

@@ -8,6 +8,7 @@ use arcus_core::events::MAX_ASYNC_PAYLOAD_BYTES;
 use arcus_core::limits::MAX_SYNC_PAYLOAD_BYTES;
 use arcus_core::names::Qualifier;
 use arcus_core::record::TriggerKind;
+use arcus_engine::trace::TraceCtx;
 use arcus_engine::{Input, Invoked, Target};
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
@@ -92,6 +93,7 @@ fn parse_fn_path(path: &str) -> Result<(String, String, Option<&str>, &str, &str
 pub async fn fn_route(
     State(s): State<AppState>,
     Extension(RequestId(id)): Extension<RequestId>,
+    Extension(trace): Extension<TraceCtx>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
@@ -148,12 +150,21 @@ pub async fn fn_route(
     };
     if is_async {
         let key = crate::events::idempotency_key(req.headers())?;
-        let invocation_id = s.engine.enqueue_http(&target, req, key).await?;
+        let invocation_id = s
+            .engine
+            .enqueue_http(&target, req, key, Some(trace))
+            .await?;
         return Ok(crate::events::accepted(invocation_id));
     }
     let invoked = s
         .engine
-        .invoke(&target, id, TriggerKind::Http, Input::Http(req))
+        .invoke_traced(
+            &target,
+            id,
+            TriggerKind::Http,
+            Input::Http(req),
+            Some(trace),
+        )
         .await?;
     Ok(function_response(invoked).await)
 }

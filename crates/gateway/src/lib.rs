@@ -9,6 +9,7 @@ mod events;
 mod invoke;
 mod observe;
 mod openapi;
+mod trace;
 mod triggers;
 
 pub use auth::Auth;
@@ -108,7 +109,13 @@ fn api_router(state: AppState) -> Router<AppState> {
             &format!("{fn_path}/aliases/{{alias}}/rollback"),
             post(api::rollback_alias),
         )
-        .route(&format!("{fn_path}/invoke"), post(api::invoke))
+        .route(
+            &format!("{fn_path}/invoke"),
+            post(api::invoke).layer(middleware::from_fn_with_state(
+                state.clone(),
+                trace::gateway_span,
+            )),
+        )
         .route(
             &format!("{fn_path}/invocations"),
             get(observe::function_invocations),
@@ -170,7 +177,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { (StatusCode::OK, "ok") }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .route("/fn/{*path}", any(invoke::fn_route))
+        .route(
+            "/fn/{*path}",
+            any(invoke::fn_route).layer(middleware::from_fn_with_state(
+                state.clone(),
+                trace::gateway_span,
+            )),
+        )
         .route(
             "/hooks/{trigger_id}",
             post(triggers::webhook).layer(DefaultBodyLimit::disable()),

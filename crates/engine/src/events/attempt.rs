@@ -3,6 +3,7 @@
 //! destination records (`docs/async.md` documents their format).
 
 use super::dispatcher::InFlight;
+use crate::trace::{SpanKind, SpanSpec, TraceCtx, new_span_id};
 use crate::{Engine, Input, Target};
 use arcus_core::events::{
     AsyncConfig, AttemptResult, Delivery, Destination, Event, EventStatus, NewEvent, PayloadKind,
@@ -16,7 +17,9 @@ use arcus_core::{Error, ErrorCode, Result};
 use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use opentelemetry::KeyValue;
 use serde_json::{Value, json};
+use std::time::SystemTime;
 
 /// How one run of a function ended.
 pub(crate) struct Run {
@@ -58,8 +61,9 @@ impl Engine {
         id: String,
         trigger: TriggerKind,
         input: Input,
+        parent: Option<TraceCtx>,
     ) -> Run {
-        let inv = match self.invoke(target, id, trigger, input).await {
+        let inv = match self.invoke_traced(target, id, trigger, input, parent).await {
             Ok(inv) => inv,
             Err(e) => {
                 return Run {
@@ -144,9 +148,44 @@ impl Attempt {
             },
             PayloadKind::Delivery => return self.deliver(&payload).await,
         };
+        let id = self.record_id();
+        let parent = self.queue_span(&id);
         self.engine
-            .run_attempt(&target, self.record_id(), e.trigger, input)
+            .run_attempt(&target, id, e.trigger, input, Some(parent))
             .await
+    }
+
+    /// Exports the `queue` span of this attempt (from the event's acceptance to now, a
+    /// child of the accepting span) and returns the context the attempt runs in.
+    fn queue_span(&self, id: &str) -> TraceCtx {
+        let e = &self.event.new;
+        let accepted = TraceCtx::from_header(e.traceparent.as_deref());
+        let span_id = new_span_id();
+        self.engine.inner.spans.emit(
+            SpanSpec {
+                name: "queue",
+                kind: SpanKind::Consumer,
+                ctx: &accepted,
+                span_id,
+                start: SystemTime::from(e.now),
+                end: SystemTime::now(),
+                error: None,
+            },
+            || {
+                vec![
+                    KeyValue::new("arcus.app", e.app.clone()),
+                    KeyValue::new("arcus.function", e.function.clone()),
+                    KeyValue::new("arcus.trigger", e.trigger.as_str()),
+                    KeyValue::new("arcus.event_id", e.id.clone()),
+                    KeyValue::new("arcus.invocation_id", id.to_string()),
+                    KeyValue::new("arcus.attempt", i64::from(self.event.attempts)),
+                ]
+            },
+        );
+        TraceCtx {
+            parent: Some(span_id),
+            ..accepted
+        }
     }
 
     async fn deliver(&self, payload: &[u8]) -> Run {
@@ -282,6 +321,7 @@ impl Attempt {
             payload,
             idempotency_key: Some(format!("destination:{}", e.id)),
             now: Timestamp::now_utc(),
+            traceparent: e.traceparent.clone(),
         }]
     }
 }

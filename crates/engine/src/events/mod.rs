@@ -10,6 +10,7 @@ mod writer;
 
 pub use attempt::destination_record;
 
+use crate::trace::{SpanKind, SpanSpec, Spans, TraceCtx, new_span_id};
 use crate::{Engine, Target};
 use arcus_core::events::{
     Destination, Event, InvocationView, MAX_ASYNC_PAYLOAD_BYTES, NewEvent, PayloadKind,
@@ -18,11 +19,14 @@ use arcus_core::events::{
 use arcus_core::model::Timestamp;
 use arcus_core::record::TriggerKind;
 use arcus_core::store::EventQuery;
+use arcus_core::trace::TraceParent;
 use arcus_core::{Error, ErrorCode, Result};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
+use opentelemetry::KeyValue;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Delivers destination records to brokers and URLs (HTTP, NATS, AMQP); implemented
 /// outside the engine (the triggers crate) and given to it with
@@ -61,6 +65,69 @@ pub(crate) fn start(inner: &Arc<crate::Inner>) {
     dispatcher::start(Arc::downgrade(inner));
 }
 
+/// The attributes of spans about a function before it runs.
+fn target_attributes(target: &Target, trigger: TriggerKind, id: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("arcus.app", target.app.clone()),
+        KeyValue::new("arcus.function", target.function.clone()),
+        KeyValue::new("arcus.qualifier", target.qualifier.to_string()),
+        KeyValue::new("arcus.trigger", trigger.as_str()),
+        KeyValue::new("arcus.invocation_id", id.to_string()),
+    ]
+}
+
+/// The trace an accepted event keeps. Given the accepting span, its attempts are that
+/// span's children; without one, a new trace starts with an `enqueue` span (exported
+/// once the event is stored).
+struct EventTrace {
+    traceparent: TraceParent,
+    /// The `enqueue` span to end, when this started the trace.
+    enqueue: Option<(TraceCtx, SystemTime)>,
+}
+
+impl EventTrace {
+    fn begin(parent: Option<TraceCtx>) -> Self {
+        match parent {
+            Some(
+                ctx @ TraceCtx {
+                    parent: Some(p), ..
+                },
+            ) => Self {
+                traceparent: ctx.child(p),
+                enqueue: None,
+            },
+            other => {
+                let ctx = other.unwrap_or_else(TraceCtx::root);
+                Self {
+                    traceparent: ctx.child(new_span_id()),
+                    enqueue: Some((ctx, SystemTime::now())),
+                }
+            }
+        }
+    }
+
+    fn end(self, spans: &Spans, target: &Target, trigger: TriggerKind, result: &Result<String>) {
+        let Some((ctx, start)) = self.enqueue else {
+            return;
+        };
+        spans.emit(
+            SpanSpec {
+                name: "enqueue",
+                kind: SpanKind::Producer,
+                ctx: &ctx,
+                span_id: self.traceparent.parent_id,
+                start,
+                end: SystemTime::now(),
+                error: result.as_ref().err().map(|e| e.code.as_str().to_string()),
+            },
+            || {
+                let id = result.as_deref().unwrap_or_default();
+                target_attributes(target, trigger, id)
+            },
+        );
+    }
+}
+
 /// 413 for an event (or a request body) over the async limit.
 fn check_size(len: usize) -> Result<()> {
     if len > MAX_ASYNC_PAYLOAD_BYTES {
@@ -78,6 +145,7 @@ fn new_event(
     kind: PayloadKind,
     payload: Vec<u8>,
     idempotency_key: Option<String>,
+    traceparent: Option<String>,
 ) -> Result<NewEvent> {
     if let Some(k) = &idempotency_key
         && (k.is_empty() || k.len() > arcus_core::events::MAX_IDEMPOTENCY_KEY_BYTES)
@@ -97,6 +165,7 @@ fn new_event(
         payload,
         idempotency_key,
         now: Timestamp::now_utc(),
+        traceparent,
     })
 }
 
@@ -108,7 +177,8 @@ impl Engine {
 
     /// Accepts a JSON event for async invocation; answers once it is durably stored,
     /// with its invocation id (the first one's, for a repeated idempotency key).
-    /// 413 over 256 KiB; 404 for an unknown function or qualifier.
+    /// 413 over 256 KiB; 404 for an unknown function or qualifier. Its attempts run in
+    /// a new trace.
     pub async fn enqueue(
         &self,
         target: &Target,
@@ -116,24 +186,44 @@ impl Engine {
         payload: Bytes,
         idempotency_key: Option<String>,
     ) -> Result<String> {
+        self.enqueue_traced(target, trigger, payload, idempotency_key, None)
+            .await
+    }
+
+    /// [`Engine::enqueue`] whose attempts run as children of `parent` (the accepting
+    /// request's span); `None` starts a trace with an `enqueue` span.
+    pub async fn enqueue_traced(
+        &self,
+        target: &Target,
+        trigger: TriggerKind,
+        payload: Bytes,
+        idempotency_key: Option<String>,
+        parent: Option<TraceCtx>,
+    ) -> Result<String> {
         check_size(payload.len())?;
+        let trace = EventTrace::begin(parent);
         let event = new_event(
             target,
             trigger,
             PayloadKind::Json,
             payload.to_vec(),
             idempotency_key,
+            Some(trace.traceparent.header()),
         )?;
-        self.accept(target, event).await
+        let result = self.accept(target, event).await;
+        trace.end(&self.inner.spans, target, trigger, &result);
+        result
     }
 
     /// Accepts an HTTP request (already stripped of its `/fn/...` prefix) for async
-    /// invocation; it is replayed to the function as is.
+    /// invocation; it is replayed to the function as is, its attempts as children of
+    /// `parent` (see [`Engine::enqueue_traced`]).
     pub async fn enqueue_http(
         &self,
         target: &Target,
         req: http::Request<Bytes>,
         idempotency_key: Option<String>,
+        parent: Option<TraceCtx>,
     ) -> Result<String> {
         let (parts, body) = req.into_parts();
         check_size(body.len())?;
@@ -148,14 +238,18 @@ impl Engine {
             body_b64: base64::engine::general_purpose::STANDARD.encode(&body),
         };
         let payload = serde_json::to_vec(&stored).map_err(|e| Error::internal(e.to_string()))?;
+        let trace = EventTrace::begin(parent);
         let event = new_event(
             target,
             TriggerKind::Async,
             PayloadKind::Http,
             payload,
             idempotency_key,
+            Some(trace.traceparent.header()),
         )?;
-        self.accept(target, event).await
+        let result = self.accept(target, event).await;
+        trace.end(&self.inner.spans, target, TriggerKind::Async, &result);
+        result
     }
 
     async fn accept(&self, target: &Target, event: NewEvent) -> Result<String> {
@@ -209,9 +303,34 @@ impl Engine {
         payload: Bytes,
     ) -> Result<Bytes> {
         let id = uuid::Uuid::now_v7().to_string();
+        let ctx = TraceCtx::root();
+        let span_id = new_span_id();
+        let start = SystemTime::now();
+        let parent = TraceCtx {
+            parent: Some(span_id),
+            ..ctx
+        };
         let run = self
-            .run_attempt(target, id, trigger, crate::Input::Event(payload))
+            .run_attempt(
+                target,
+                id.clone(),
+                trigger,
+                crate::Input::Event(payload),
+                Some(parent),
+            )
             .await;
+        self.inner.spans.emit(
+            SpanSpec {
+                name: "trigger",
+                kind: SpanKind::Consumer,
+                ctx: &ctx,
+                span_id,
+                start,
+                end: SystemTime::now(),
+                error: run.error.as_ref().map(|e| e.code.as_str().to_string()),
+            },
+            || target_attributes(target, trigger, &id),
+        );
         match run.error {
             None => Ok(run.body),
             Some(e) => Err(e),

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use time::Duration;
 
 const COLUMNS: &str = "id, app, function, qualifier, trigger_kind, payload_kind, payload, \
-     idempotency_key, status, attempts, due_at, result, error_code, created_at, updated_at";
+     idempotency_key, status, attempts, due_at, result, error_code, created_at, updated_at, \
+     traceparent";
 
 /// Rows per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 128;
@@ -58,6 +59,7 @@ fn event_from_row(row: &SqliteRow) -> Result<Event> {
             payload: col(row, "payload")?,
             idempotency_key: col(row, "idempotency_key")?,
             now: ts_from_db(col(row, "created_at")?, "created_at")?,
+            traceparent: col(row, "traceparent")?,
         },
         status: EventStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
         attempts: u32::try_from(attempts).map_err(|_| corrupt("attempts"))?,
@@ -142,7 +144,7 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[(&NewEvent, String)]) 
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (id, function_id, app, function, qualifier, trigger_kind, \
              payload_kind, payload, idempotency_key, status, attempts, due_at, created_at, \
-             updated_at) ",
+             updated_at, traceparent) ",
         );
         q.push_values(chunk, |mut b, (e, fid)| {
             let now = ts_to_db(e.now);
@@ -159,7 +161,8 @@ async fn insert_rows(conn: &mut SqliteConnection, rows: &[(&NewEvent, String)]) 
                 .push_bind(0i64)
                 .push_bind(now)
                 .push_bind(now)
-                .push_bind(now);
+                .push_bind(now)
+                .push_bind(&e.traceparent);
         });
         q.build().execute(&mut *conn).await.map_err(db)?;
     }

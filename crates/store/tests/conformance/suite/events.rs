@@ -18,6 +18,8 @@ fn event(id: &str, f: &str, secs: i64, key: Option<&str>) -> NewEvent {
         payload: format!("{{\"id\":\"{id}\"}}").into_bytes(),
         idempotency_key: key.map(String::from),
         now: at(secs),
+        // Kept as given, present or not (round trip checked by `assert_eq!` on `new`).
+        traceparent: key.map(|_| format!("00-{:032x}-00f067aa0ba902b7-01", secs + 1)),
     }
 }
 
