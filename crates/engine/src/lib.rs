@@ -12,6 +12,7 @@ mod dispatch;
 mod egress;
 mod events;
 mod lifecycle;
+mod logs;
 pub mod metrics;
 pub mod observe;
 mod process;
@@ -21,6 +22,7 @@ pub mod trace;
 pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
 pub use events::{Publisher, destination_record};
 pub use process::{REGION, function_arn};
+pub use logs::LogFollower;
 pub use recorder::Recorder;
 
 use arcus_core::store::{BlobStore, Store};
@@ -111,6 +113,7 @@ impl Engine {
         });
         lifecycle::start(&inner, config.autoscale_window);
         events::start(&inner);
+        logs::start_retention(&inner);
         Self { inner }
     }
 

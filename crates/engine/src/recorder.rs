@@ -6,7 +6,7 @@ use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, LogStream}
 use arcus_core::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Largest batch written in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -24,14 +24,23 @@ enum Item {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Item>,
+    /// Bumped after each batch with log lines is written (wakes log followers).
+    log_writes: watch::Receiver<u64>,
 }
 
 impl Recorder {
     /// Starts the writer task on the current runtime.
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(store, rx));
-        Self { tx }
+        let (written, log_writes) = watch::channel(0);
+        tokio::spawn(run(store, rx, written));
+        Self { tx, log_writes }
+    }
+
+    /// A counter bumped after every batch of log lines is stored (the lines are
+    /// readable from the store when it changes).
+    pub fn log_writes(&self) -> watch::Receiver<u64> {
+        self.log_writes.clone()
     }
 
     /// Queues one invocation's record and log lines.
@@ -88,13 +97,13 @@ impl PendingRecord {
         let logs = lines
             .into_iter()
             .map(|(stream, timestamp, message)| LogLine {
+                seq: 0,
                 invocation_id: r.id.clone(),
                 app: r.app.clone(),
                 function: r.function.clone(),
                 stream,
                 timestamp,
                 message,
-                seq: 0,
                 trace_id: r.trace_id.clone(),
             })
             .collect();
@@ -110,7 +119,7 @@ impl PendingRecord {
 /// being woken by each one (the receiver is not polled while it sleeps), then writes
 /// everything queued (up to [`MAX_BATCH`]) in one go. With a backlog, or when someone
 /// waits for a flush, it writes at once.
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>, written: watch::Sender<u64>) {
     let mut records = Vec::new();
     let mut logs = Vec::new();
     let mut waiters = Vec::new();
@@ -134,7 +143,11 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>) {
             next = rx.try_recv().ok();
         }
         backlog = records.len() >= MAX_BATCH;
+        let with_logs = !logs.is_empty();
         write(&*store, &mut records, &mut logs).await;
+        if with_logs {
+            written.send_modify(|n| *n = n.wrapping_add(1));
+        }
         for w in waiters.drain(..) {
             let _ = w.send(());
         }

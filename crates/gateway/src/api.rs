@@ -10,13 +10,10 @@ use arcus_core::api::{
 };
 use arcus_core::error::ErrorBody;
 use arcus_core::events::{Accepted, MAX_ASYNC_PAYLOAD_BYTES};
-use arcus_core::limits::{
-    MAX_LIST_LIMIT, MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES, MAX_ZIP_CODE_BYTES,
-};
+use arcus_core::limits::{MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES, MAX_ZIP_CODE_BYTES};
 use arcus_core::model::{Alias, App, Function, Version};
 use arcus_core::names::Qualifier;
-use arcus_core::record::{LogLine, TriggerKind};
-use arcus_core::store::RecordQuery;
+use arcus_core::record::TriggerKind;
 use arcus_engine::{Input, Target};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -53,31 +50,6 @@ pub enum InvokeMode {
     Sync,
     /// Queue the event (202) and run it in the background, with retries.
     Async,
-}
-
-/// Filters of records and logs.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct RecordsQuery {
-    /// Newest N (default 100, max 1000).
-    pub limit: Option<u32>,
-    /// Only this invocation.
-    pub invocation_id: Option<String>,
-}
-
-impl RecordsQuery {
-    fn into_query(self) -> Res<RecordQuery> {
-        let limit = self.limit.unwrap_or(100);
-        if limit == 0 || limit > MAX_LIST_LIMIT {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("limit must be 1–{MAX_LIST_LIMIT}"),
-            ));
-        }
-        Ok(RecordQuery {
-            invocation_id: self.invocation_id,
-            limit,
-        })
-    }
 }
 
 /// Creates an app.
@@ -428,19 +400,6 @@ pub async fn invoke(
         )
         .await?;
     Ok(function_response(invoked).await)
-}
-
-/// Recent log lines, newest first.
-#[utoipa::path(get, path = "/api/v1/apps/{app}/functions/{function}/logs", tag = "observability", params(RecordsQuery),
-    responses((status = 200, body = List<LogLine>), (status = 404, body = ErrorBody)))]
-pub async fn logs(
-    State(s): State<AppState>,
-    ApiPath((app, f)): ApiPath<(String, String)>,
-    ApiQuery(q): ApiQuery<RecordsQuery>,
-) -> Res<Json<List<LogLine>>> {
-    Ok(Json(List {
-        items: s.engine.logs(&app, &f, &q.into_query()?).await?,
-    }))
 }
 
 /// The function's warm instances on this node.

@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod events;
 mod invoke;
+mod logs;
 mod observe;
 mod openapi;
 mod trace;
@@ -127,7 +128,8 @@ fn api_router(state: AppState) -> Router<AppState> {
         )
         .route("/api/v1/apps/{app}/stats", get(observe::app_stats))
         .route("/api/v1/apps/{app}/usage", get(observe::usage))
-        .route(&format!("{fn_path}/logs"), get(api::logs))
+        .route(&format!("{fn_path}/logs"), get(logs::function_logs))
+        .route("/api/v1/apps/{app}/logs", get(logs::app_logs))
         .route(&format!("{fn_path}/instances"), get(api::instances))
         .route("/api/v1/invocations/{id}", get(events::get_invocation))
         .route(

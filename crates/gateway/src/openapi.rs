@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use crate::{api, events, observe, triggers};
+use crate::{api, events, logs, observe, triggers};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -14,7 +14,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         api::create_function, api::list_functions, api::get_function, api::update_function, api::delete_function,
         api::put_code, api::publish, api::list_versions, api::get_version, api::delete_version,
         api::put_alias, api::list_aliases, api::get_alias, api::delete_alias, api::rollback_alias,
-        api::invoke, api::logs, api::instances,
+        api::invoke, api::instances, logs::app_logs, logs::function_logs,
         observe::app_invocations, observe::function_invocations, observe::app_stats, observe::function_stats, observe::usage,
         events::get_invocation, events::async_invocations, events::dead_letters, events::redrive_all, events::redrive_one,
         triggers::create_trigger, triggers::list_triggers, triggers::get_trigger, triggers::update_trigger,

@@ -13,5 +13,7 @@ mod auth_limits;
 mod errors;
 #[path = "router/invoke.rs"]
 mod invoke;
+#[path = "router/logs.rs"]
+mod logs;
 #[path = "router/triggers.rs"]
 mod triggers;

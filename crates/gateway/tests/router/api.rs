@@ -324,6 +324,7 @@ fn served_paths() -> Vec<(&'static str, &'static [&'static str])> {
         ("/api/v1/apps/{app}/invocations", &["get"]),
         ("/api/v1/apps/{app}/stats", &["get"]),
         ("/api/v1/apps/{app}/usage", &["get"]),
+        ("/api/v1/apps/{app}/logs", &["get"]),
         (
             "/api/v1/apps/{app}/functions/{function}/instances",
             &["get"],

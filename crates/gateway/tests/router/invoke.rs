@@ -357,7 +357,7 @@ async fn invocations_and_logs_are_recorded() {
     assert_eq!(rec["http_status"], 200);
     assert_eq!(rec["error_code"], Value::Null);
 
-    let lines = h.wait_logs("app", "logger", &id, |l| l.len() >= 3).await;
+    let lines = h.wait_logs("app", "logger", &id, |l| l.len() >= 6).await;
     let got: Vec<(&str, &str)> = lines
         .iter()
         .map(|l| {
@@ -367,13 +367,26 @@ async fn invocations_and_logs_are_recorded() {
             )
         })
         .collect();
+    // The guest's lines between the platform's START and END/REPORT (Lambda format).
+    let start = format!("START RequestId: {id} Version: 1");
+    let end = format!("END RequestId: {id}");
     assert_eq!(
-        got,
+        got[..5],
         [
+            ("platform", start.as_str()),
             ("stdout", "stdout line 1"),
             ("stdout", "stdout line 2"),
-            ("stderr", "stderr line")
+            ("stderr", "stderr line"),
+            ("platform", end.as_str()),
         ]
+    );
+    let report = got[5].1;
+    assert_eq!(got[5].0, "platform");
+    assert!(
+        report.starts_with(&format!("REPORT RequestId: {id}\tDuration: "))
+            && report.contains(" ms\tBilled Duration: ")
+            && report.ends_with(" ms\tMemory Size: 128 MB"),
+        "{report}"
     );
     assert!(lines.iter().all(|l| l["invocation_id"] == id));
 
