@@ -387,11 +387,20 @@ pub struct InvocationView {
     /// Error code of the last failed attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// W3C trace id (32 hex digits) it runs under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl From<Event> for InvocationView {
     fn from(e: Event) -> Self {
         let waiting = matches!(e.status, EventStatus::Queued | EventStatus::Failed);
+        let trace_id = e
+            .new
+            .traceparent
+            .as_deref()
+            .and_then(crate::trace::TraceParent::parse)
+            .map(|t| t.trace_id_hex());
         Self {
             id: e.new.id,
             app: e.new.app,
@@ -405,6 +414,7 @@ impl From<Event> for InvocationView {
             next_attempt_at: waiting.then_some(e.due_at),
             result: e.result,
             error_code: e.error_code,
+            trace_id,
         }
     }
 }
@@ -433,6 +443,7 @@ impl InvocationView {
             next_attempt_at: None,
             result: None,
             error_code: r.error_code,
+            trace_id: r.trace_id,
         }
     }
 }
