@@ -21,8 +21,8 @@ pub mod trace;
 
 pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
 pub use events::{Publisher, destination_record};
-pub use process::{REGION, function_arn};
 pub use logs::LogFollower;
+pub use process::{REGION, function_arn};
 pub use recorder::Recorder;
 
 use arcus_core::store::{BlobStore, Store};
