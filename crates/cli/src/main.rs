@@ -43,7 +43,7 @@ enum Command {
     Alias(alias::AliasCmd),
     /// Point an alias back at its previous target.
     Rollback(alias::RollbackArgs),
-    /// Show a function's log lines, oldest first.
+    /// Show an app's or function's log lines, oldest first; -f follows them live.
     Logs(observe::LogsArgs),
     /// List invocation records of an app or function, newest first, with filters.
     Invocations(records::InvocationsArgs),

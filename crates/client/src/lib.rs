@@ -16,12 +16,14 @@
 mod error;
 mod events;
 mod invoke;
+mod logs;
 mod observe;
 mod triggers;
 
 pub use error::ClientError;
 pub use events::Redriven;
 pub use invoke::InvokeResponse;
+pub use logs::{LogEvents, LogFilter};
 pub use observe::InvocationFilter;
 
 use arcus_core::api::{

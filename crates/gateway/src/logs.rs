@@ -124,7 +124,9 @@ fn line_event(line: &LogLine) -> Event {
 }
 
 fn error_event(e: &arcus_core::Error) -> Event {
-    let body = serde_json::json!({"error": {"code": e.code.as_str(), "message": e.message}});
+    let body = serde_json::json!({
+        "error": {"code": e.code.as_str(), "message": e.message, "request_id": ""}
+    });
     Event::default().event("error").data(body.to_string())
 }
 
