@@ -265,3 +265,59 @@ impl InvocationSpans {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_header_is_continued_and_anything_else_starts_a_trace() {
+        let ctx = TraceCtx::from_header(Some(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        ));
+        assert_eq!(ctx.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            ctx.parent,
+            Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7])
+        );
+        assert_eq!(ctx.flags, 0, "the caller's sampling decision is kept");
+        let child = ctx.child([7; 8]);
+        assert_eq!(
+            child.header(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0707070707070707-00"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("00-xyz"),
+            Some("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        ] {
+            let a = TraceCtx::from_header(bad);
+            let b = TraceCtx::from_header(bad);
+            assert_eq!(a.parent, None, "{bad:?} starts a trace");
+            assert!(a.child(new_span_id()).sampled());
+            assert_ne!(a.trace_id, b.trace_id, "each new trace is random");
+            assert_ne!(a.trace_id, [0; 16]);
+        }
+    }
+
+    #[test]
+    fn without_a_tracer_nothing_is_built() {
+        let spans = Spans::default();
+        assert!(!spans.enabled());
+        let ctx = TraceCtx::root();
+        let now = SystemTime::now();
+        spans.emit(
+            SpanSpec {
+                name: "x",
+                kind: SpanKind::Internal,
+                ctx: &ctx,
+                span_id: new_span_id(),
+                start: now,
+                end: now,
+                error: None,
+            },
+            || panic!("attributes are not built without a tracer"),
+        );
+    }
+}
