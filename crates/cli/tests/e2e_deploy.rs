@@ -104,9 +104,19 @@ async fn cli_deploy_invoke_and_observe() {
         "{table}"
     );
 
-    // logs: hello prints nothing; the command still succeeds with an empty list.
-    assert_eq!(ok(&node.cli(["logs", "demo/hello"])), "");
-    let logs = ok_json(&node.cli(["logs", "demo/hello", "--json"]));
+    // logs: hello prints nothing, so only the platform's START/END/REPORT of each call.
+    let text = poll(
+        "hello's platform lines",
+        Duration::from_secs(10),
+        || async {
+            let text = ok(&node.cli(["logs", "demo/hello"]));
+            (text.lines().count() >= 3 * 3).then_some(text)
+        },
+    )
+    .await;
+    assert_eq!(text.lines().count(), 3 * 3, "{text}");
+    assert!(text.lines().all(|l| l.contains(" platform ")), "{text}");
+    let logs = ok_json(&node.cli(["logs", "demo/hello", "--json", "--stream", "stdout"]));
     assert_eq!(logs["items"].as_array().map(Vec::len), Some(0), "{logs}");
 
     // A function that prints: its lines come back through `arcus logs`.
@@ -120,7 +130,7 @@ async fn cli_deploy_invoke_and_observe() {
     assert_eq!((r.status, r.body.as_str()), (200, "logged 2"));
     let text = poll("logger's log lines", Duration::from_secs(10), || async {
         let text = ok(&node.cli(["logs", "demo/logger"]));
-        (text.lines().count() >= 3).then_some(text)
+        (text.lines().count() >= 6).then_some(text)
     })
     .await;
     let messages: Vec<&str> = text
@@ -130,10 +140,17 @@ async fn cli_deploy_invoke_and_observe() {
             "stdout line 1" => "1",
             "stdout line 2" => "2",
             "stderr line" => "e",
+            m if m.starts_with("START RequestId: ") => "START",
+            m if m.starts_with("END RequestId: ") => "END",
+            m if m.starts_with("REPORT RequestId: ") => "REPORT",
             _ => "?",
         })
         .collect();
-    assert_eq!(messages, ["1", "2", "e"], "{text}");
+    assert_eq!(
+        messages,
+        ["START", "1", "2", "e", "END", "REPORT"],
+        "{text}"
+    );
     let logs = ok_json(&node.cli(["logs", "demo/logger", "--json"]));
     let streams: Vec<&str> = logs["items"]
         .as_array()
