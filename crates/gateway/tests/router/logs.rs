@@ -2,6 +2,7 @@
 //! stream (event ids, replay after `Last-Event-ID`, new lines, keep-open).
 
 use crate::common::*;
+use arcus_core::record::{LogLine, LogStream};
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
@@ -166,4 +167,64 @@ async fn app_logs_filter_and_follow() {
     assert!(live.iter().all(|(_, l)| l["invocation_id"] == json!(third)));
     assert_eq!(live[0].0, replayed[5].0 + 1, "no line skipped");
     assert!(live.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+fn old_line(app: &str, f: &str, at: time::OffsetDateTime, message: &str) -> LogLine {
+    LogLine {
+        seq: 0,
+        invocation_id: "old".into(),
+        app: app.into(),
+        function: f.into(),
+        stream: LogStream::Stdout,
+        timestamp: at,
+        message: message.into(),
+        trace_id: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_by_age_and_size_per_app() {
+    let h = Harness::new().await;
+    h.deploy("app", "logger", "logger", json!({})).await;
+    h.deploy("small", "logger", "logger", json!({})).await;
+    h.call_json(
+        "PATCH",
+        "/api/v1/apps/small",
+        json!({"quotas": {"log_retention_days": 1, "log_retention_mb": 1}}),
+    )
+    .await
+    .expect(200);
+    h.fails(
+        req("PATCH", "/api/v1/apps/small")
+            .token()
+            .json(&json!({"quotas": {"log_retention_days": 0}})),
+        400,
+        "invalid_request",
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let store = h.engine.store();
+    let kib = "x".repeat(1024);
+    let mut lines = vec![
+        old_line("app", "logger", now - day * 8, "past the default 7 days"),
+        old_line("app", "logger", now - day * 6, "within 7 days"),
+        old_line("small", "logger", now - day * 2, "past 1 day"),
+    ];
+    // 1.5 MiB of recent lines in `small`: the oldest half MiB goes.
+    lines.extend((0..1536).map(|i| {
+        old_line(
+            "small",
+            "logger",
+            now - time::Duration::seconds(3000 - i),
+            &kib,
+        )
+    }));
+    store.insert_logs(&lines).await.unwrap();
+    let (deleted, _) = h.engine.enforce_retention(now).await.unwrap();
+    assert_eq!(deleted, 1 + 1 + 512);
+    let app = h.get_json("/api/v1/apps/app/logs?limit=1000").await;
+    assert_eq!(messages(&app), ["within 7 days"]);
+    assert_eq!(store.log_bytes("small").await.unwrap(), 1 << 20);
+    assert_eq!(h.engine.enforce_retention(now).await.unwrap(), (0, 0));
 }
