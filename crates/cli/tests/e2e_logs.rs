@@ -10,7 +10,7 @@ use arcus_core::api::CreateFunction;
 use arcus_testkit::fixtures;
 use arcus_testkit::node::Node;
 use arcus_testkit::proxy::Proxy;
-use common::{bin, http};
+use common::{api_get_ok as get_ok, bin, http};
 use serde_json::Value;
 use std::io::BufRead;
 use std::process::Stdio;
@@ -22,19 +22,6 @@ fn plain(name: &str) -> CreateFunction {
         name: name.to_string(),
         ..Default::default()
     }
-}
-
-async fn get_ok(node: &Node, path: &str) -> Value {
-    let resp = http()
-        .get(format!("{}/api/v1/{path}", node.url()))
-        .bearer_auth(node.token())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
 }
 
 fn items(page: &Value) -> Vec<Value> {

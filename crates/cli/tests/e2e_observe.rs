@@ -8,7 +8,7 @@ mod common;
 use arcus_core::api::CreateFunction;
 use arcus_testkit::fixtures;
 use arcus_testkit::node::Node;
-use common::{bin, http};
+use common::{api_get as get, api_get_ok as get_ok, bin, http};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -18,22 +18,6 @@ fn plain(name: &str) -> CreateFunction {
         name: name.to_string(),
         ..Default::default()
     }
-}
-
-async fn get(node: &Node, path: &str) -> (u16, Value) {
-    let resp = http()
-        .get(format!("{}/api/v1/{path}", node.url()))
-        .bearer_auth(node.token())
-        .send()
-        .await
-        .unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
-async fn get_ok(node: &Node, path: &str) -> Value {
-    let (status, body) = get(node, path).await;
-    assert_eq!(status, 200, "GET {path}: {body}");
-    body
 }
 
 /// Polls `path` every 200 ms (10 s at most) until `done` holds for its body.

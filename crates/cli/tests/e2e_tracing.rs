@@ -13,7 +13,7 @@ use arcus_core::trace::TraceParent;
 use arcus_testkit::fixtures;
 use arcus_testkit::node::Node;
 use axum::body::Bytes;
-use common::{bin, http, poll};
+use common::{api_get_ok as api_get, bin, http, poll};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message as _;
@@ -143,17 +143,6 @@ fn echoed_header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
         .iter()
         .find(|h| h[0] == name)
         .and_then(|h| h[1].as_str())
-}
-
-async fn api_get(node: &Node, path: &str) -> Value {
-    let resp = http()
-        .get(format!("{}/api/v1/{path}", node.url()))
-        .bearer_auth(node.token())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "GET {path}");
-    resp.json().await.unwrap()
 }
 
 /// `GET /api/v1/invocations/{id}` once it is `status`.

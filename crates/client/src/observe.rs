@@ -5,8 +5,9 @@ use arcus_core::record::InvocationRecord;
 use arcus_core::stats::{Page, StatsView, UsageView};
 use reqwest::Method;
 
-/// Filters of [`Client::query_invocations`]; every field is optional.
-#[derive(Debug, Clone, Default)]
+/// Filters of [`Client::query_invocations`]; every field is optional (`None` fields
+/// are left out of the query string).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct InvocationFilter {
     /// Only this function.
     pub function: Option<String>,
@@ -30,28 +31,6 @@ pub struct InvocationFilter {
     pub limit: Option<u32>,
 }
 
-impl InvocationFilter {
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        let mut put = |k, v: Option<String>| {
-            if let Some(v) = v {
-                q.push((k, v));
-            }
-        };
-        put("function", self.function.clone());
-        put("version", self.version.map(|v| v.to_string()));
-        put("status", self.status.clone());
-        put("trigger", self.trigger.clone());
-        put("cold_start", self.cold_start.map(|c| c.to_string()));
-        put("error_code", self.error_code.clone());
-        put("since", self.since.clone());
-        put("until", self.until.clone());
-        put("cursor", self.cursor.clone());
-        put("limit", self.limit.map(|l| l.to_string()));
-        q
-    }
-}
-
 impl Client {
     /// `GET /apps/{app}/invocations`: one page of an app's records, newest first.
     pub async fn query_invocations(
@@ -60,7 +39,7 @@ impl Client {
         filter: &InvocationFilter,
     ) -> Result<Page<InvocationRecord>> {
         let url = self.url(&["apps", app, "invocations"])?;
-        self.json(self.request(Method::GET, url).query(&filter.pairs()))
+        self.json(self.request(Method::GET, url).query(filter))
             .await
     }
 

@@ -7,8 +7,6 @@ use arcus_core::api::{
 };
 use arcus_core::model::{Alias, App, Function, Timestamp, Version};
 use arcus_core::names::{validate_alias, validate_name};
-use arcus_core::record::LogLine;
-use arcus_core::store::RecordQuery;
 use arcus_core::{Error, ErrorCode, Result, limits};
 use arcus_runtime_wasm::WasmError;
 use sha2::{Digest, Sha256};
@@ -298,11 +296,5 @@ impl Engine {
                 })
             })
             .collect())
-    }
-
-    /// Recent log lines of a function (checks that it exists).
-    pub async fn logs(&self, app: &str, name: &str, q: &RecordQuery) -> Result<Vec<LogLine>> {
-        self.inner.store.get_function(app, name).await?;
-        self.inner.store.list_logs(app, name, q).await
     }
 }

@@ -3,11 +3,11 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiPath, ApiQuery};
+use crate::params::page_limit;
 use arcus_core::ErrorCode;
 use arcus_core::api::List;
 use arcus_core::error::ErrorBody;
 use arcus_core::events::{Accepted, EventStatus, InvocationView};
-use arcus_core::limits::MAX_LIST_LIMIT;
 use arcus_core::store::EventQuery;
 use axum::Json;
 use axum::extract::State;
@@ -65,17 +65,6 @@ pub struct AsyncListQuery {
     pub limit: Option<u32>,
 }
 
-fn list_limit(limit: Option<u32>) -> Res<u32> {
-    let limit = limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_LIST_LIMIT {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("limit must be 1–{MAX_LIST_LIMIT}"),
-        ));
-    }
-    Ok(limit)
-}
-
 /// Result of a redrive.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Redriven {
@@ -105,7 +94,7 @@ pub async fn dead_letters(
 ) -> Res<Json<List<InvocationView>>> {
     let query = EventQuery {
         status: Some(EventStatus::DeadLettered),
-        limit: list_limit(q.limit)?,
+        limit: page_limit(q.limit)?,
     };
     list(&s, &app, &f, &query).await
 }
@@ -121,7 +110,7 @@ pub async fn async_invocations(
 ) -> Res<Json<List<InvocationView>>> {
     let query = EventQuery {
         status: q.status,
-        limit: list_limit(q.limit)?,
+        limit: page_limit(q.limit)?,
     };
     list(&s, &app, &f, &query).await
 }

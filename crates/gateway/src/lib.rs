@@ -10,6 +10,7 @@ mod invoke;
 mod logs;
 mod observe;
 mod openapi;
+mod params;
 mod trace;
 mod triggers;
 

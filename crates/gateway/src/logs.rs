@@ -4,9 +4,9 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiPath, ApiQuery};
+use crate::params::{invalid, page_limit, time_param};
 use arcus_core::ErrorCode;
 use arcus_core::error::ErrorBody;
-use arcus_core::limits::MAX_LIST_LIMIT;
 use arcus_core::model::Timestamp;
 use arcus_core::record::{LogLine, LogStream};
 use arcus_core::stats::{Cursor, Page};
@@ -21,25 +21,11 @@ use futures::StreamExt;
 use futures::stream;
 use serde::Deserialize;
 use std::time::Duration;
-use time::format_description::well_known::Rfc3339;
 
 type Res<T> = Result<T, ApiError>;
 
 /// How often an idle follow stream sends a comment, so proxies keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-fn invalid(message: String) -> ApiError {
-    ApiError::new(ErrorCode::InvalidRequest, message)
-}
-
-fn time_param(name: &str, value: Option<&str>) -> Res<Option<Timestamp>> {
-    value
-        .map(|v| {
-            Timestamp::parse(v, &Rfc3339)
-                .map_err(|_| invalid(format!("{name} must be an RFC 3339 time, got `{v}`")))
-        })
-        .transpose()
-}
 
 /// Filters of `GET .../logs`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -70,10 +56,7 @@ pub struct LogsParams {
 
 impl LogsParams {
     fn into_query(self) -> Res<(LogQuery, bool, Option<u64>)> {
-        let limit = self.limit.unwrap_or(100);
-        if limit == 0 || limit > MAX_LIST_LIMIT {
-            return Err(invalid(format!("limit must be 1–{MAX_LIST_LIMIT}")));
-        }
+        let limit = page_limit(self.limit)?;
         let stream = self
             .stream
             .map(|s| {

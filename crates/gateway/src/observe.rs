@@ -3,31 +3,16 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiPath, ApiQuery};
+use crate::params::{invalid, page_limit, time_param};
 use arcus_core::ErrorCode;
 use arcus_core::error::ErrorBody;
-use arcus_core::limits::MAX_LIST_LIMIT;
-use arcus_core::model::Timestamp;
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use arcus_core::stats::{Cursor, InvocationQuery, Page, StatsView, StatsWindow, UsageView};
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
 
 type Res<T> = Result<T, ApiError>;
-
-fn invalid(message: String) -> ApiError {
-    ApiError::new(ErrorCode::InvalidRequest, message)
-}
-
-fn time_param(name: &str, value: Option<&str>) -> Res<Option<Timestamp>> {
-    value
-        .map(|v| {
-            Timestamp::parse(v, &Rfc3339)
-                .map_err(|_| invalid(format!("{name} must be an RFC 3339 time, got `{v}`")))
-        })
-        .transpose()
-}
 
 /// Filters of `GET .../invocations`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -58,10 +43,7 @@ pub struct InvocationsParams {
 
 impl InvocationsParams {
     fn into_query(self) -> Res<InvocationQuery> {
-        let limit = self.limit.unwrap_or(100);
-        if limit == 0 || limit > MAX_LIST_LIMIT {
-            return Err(invalid(format!("limit must be 1–{MAX_LIST_LIMIT}")));
-        }
+        let limit = page_limit(self.limit)?;
         let status = self
             .status
             .map(|s| {

@@ -132,3 +132,22 @@ pub async fn invoke_api(
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, headers, body)
 }
+
+/// `GET /api/v1/{path}` with the node's admin token: status and JSON body.
+pub async fn api_get(node: &arcus_testkit::node::Node, path: &str) -> (u16, serde_json::Value) {
+    let resp = http()
+        .get(format!("{}/api/v1/{path}", node.url()))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// [`api_get`] that must answer 200; the body.
+pub async fn api_get_ok(node: &arcus_testkit::node::Node, path: &str) -> serde_json::Value {
+    let (status, body) = api_get(node, path).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}

@@ -2,7 +2,7 @@
 //! cursor pagination.
 
 use super::records::{DEFAULT_LIMIT, ROWS_PER_INSERT};
-use super::util::{col, corrupt, db, function_id, require_app, ts_from_db, ts_to_db};
+use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use super::{rollups, util::version_from_db};
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use arcus_core::stats::{Cursor, InvocationQuery, Page};
@@ -42,10 +42,6 @@ fn from_row(row: &SqliteRow) -> Result<InvocationRecord> {
     })
 }
 
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// Inserts records inside the caller's transaction, many rows per statement, and adds
 /// the ones actually inserted to their rollups. A record whose id is already stored is
 /// skipped (and not counted again), so a retried batch neither fails nor double-counts.
@@ -68,11 +64,11 @@ pub(super) async fn insert(
                 .push_bind(r.status.as_str())
                 .push_bind(r.error_code.as_deref())
                 .push_bind(r.http_status.map(i64::from))
-                .push_bind(clamp(r.duration_us))
+                .push_bind(u64_to_db(r.duration_us))
                 .push_bind(r.cold_start)
                 .push_bind(ts_to_db(r.started_at))
                 .push_bind(i64::from(r.memory_mb))
-                .push_bind(clamp(r.egress_bytes))
+                .push_bind(u64_to_db(r.egress_bytes))
                 .push_bind(r.trace_id.as_deref());
         });
         q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
@@ -107,10 +103,7 @@ pub(super) async fn query(
     app: &str,
     q: &InvocationQuery,
 ) -> Result<Page<InvocationRecord>> {
-    match &q.function {
-        Some(f) => drop(function_id(conn, app, f).await?),
-        None => require_app(conn, app).await?,
-    }
+    require_scope(conn, app, q.function.as_deref()).await?;
     let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
     let mut sql =
         QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM invocations WHERE app = "));

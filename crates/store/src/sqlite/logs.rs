@@ -6,7 +6,7 @@
 //! that has seen every line up to seq N will never see a new line at or below N.
 
 use super::records::{DEFAULT_LIMIT, ROWS_PER_INSERT};
-use super::util::{col, corrupt, db, function_id, require_app, ts_from_db, ts_to_db};
+use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use arcus_core::Result;
 use arcus_core::record::{LogLine, LogStream};
 use arcus_core::stats::{Cursor, Page};
@@ -19,10 +19,6 @@ const COLUMNS: &str = "id, invocation_id, app, function, stream, ts, message, tr
 
 /// Seqs one [`tail`] call looks at, at most: bounds its cost whatever the filters.
 pub(super) const TAIL_WINDOW: u64 = 20_000;
-
-pub(super) fn to_db(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 fn from_row(row: &SqliteRow) -> Result<LogLine> {
     let stream: String = col(row, "stream")?;
@@ -127,20 +123,13 @@ fn push_filters(sql: &mut QueryBuilder<Sqlite>, app: &str, q: &LogQuery, seek: b
     }
 }
 
-async fn require_scope(conn: &mut SqliteConnection, app: &str, q: &LogQuery) -> Result<()> {
-    match &q.function {
-        Some(f) => function_id(conn, app, f).await.map(drop),
-        None => require_app(conn, app).await,
-    }
-}
-
 /// A page of an app's lines matching `q`, newest first (capture time, then seq).
 pub(super) async fn query(
     conn: &mut SqliteConnection,
     app: &str,
     q: &LogQuery,
 ) -> Result<Page<LogLine>> {
-    require_scope(conn, app, q).await?;
+    require_scope(conn, app, q.function.as_deref()).await?;
     let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
     let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs WHERE"));
     // One invocation's lines are few: look them up by invocation, not by scanning the
@@ -159,7 +148,7 @@ pub(super) async fn query(
         items.last().map(|l| {
             Cursor {
                 time_us: ts_to_db(l.timestamp),
-                seq: to_db(l.seq),
+                seq: u64_to_db(l.seq),
             }
             .encode()
         })
@@ -188,7 +177,7 @@ pub(super) async fn tail(
     after: u64,
     limit: u32,
 ) -> Result<LogTail> {
-    require_scope(conn, app, q).await?;
+    require_scope(conn, app, q.function.as_deref()).await?;
     let upper = last_seq(conn).await?.min(after.saturating_add(TAIL_WINDOW));
     if upper <= after {
         return Ok(LogTail {
@@ -198,9 +187,9 @@ pub(super) async fn tail(
     }
     let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
     let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs WHERE id > "));
-    sql.push_bind(to_db(after))
+    sql.push_bind(u64_to_db(after))
         .push(" AND id <= ")
-        .push_bind(to_db(upper))
+        .push_bind(u64_to_db(upper))
         .push(" AND");
     push_filters(&mut sql, app, q, true);
     sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));

@@ -1,8 +1,8 @@
 //! Retention: deletes an app's old log lines (by age, then by size) and old invocation
 //! records, a bounded number of rows per call so each transaction stays short.
 
-use super::logs::{add_usage, bytes, to_db};
-use super::util::{col, db, ts_to_db};
+use super::logs::{add_usage, bytes};
+use super::util::{col, db, ts_to_db, u64_to_db};
 use arcus_core::Result;
 use arcus_core::model::Timestamp;
 use sqlx::sqlite::{Sqlite, SqliteRow};
@@ -55,7 +55,7 @@ pub(super) async fn purge_logs(
          WHERE app = ? ORDER BY ts, id LIMIT ?",
     )
     .bind(app)
-    .bind(to_db(room))
+    .bind(u64_to_db(room))
     .fetch_all(&mut *conn)
     .await
     .map_err(db)?;

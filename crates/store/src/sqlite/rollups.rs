@@ -1,17 +1,13 @@
 //! Rollups of invocation records per function, minute and hour: updated in the
 //! transaction that inserts the records, read by stats and usage.
 
-use super::util::{col, db, from_json, require_app, to_json};
+use super::util::{col, db, from_json, require_scope, to_json, u64_to_db};
 use arcus_core::Result;
 use arcus_core::record::InvocationRecord;
 use arcus_core::stats::{Histogram, Resolution, Rollup, RollupQuery, RollupRow};
 use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 use std::collections::BTreeMap;
-
-fn clamp(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 fn unclamp(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
@@ -81,13 +77,13 @@ async fn write_one(
     .bind(function)
     .bind(res.as_str())
     .bind(bucket)
-    .bind(clamp(r.calls))
-    .bind(clamp(r.errors))
-    .bind(clamp(r.cold_starts))
-    .bind(clamp(r.duration_us))
-    .bind(clamp(r.billed_ms))
-    .bind(clamp(r.mib_ms))
-    .bind(clamp(r.egress_bytes))
+    .bind(u64_to_db(r.calls))
+    .bind(u64_to_db(r.errors))
+    .bind(u64_to_db(r.cold_starts))
+    .bind(u64_to_db(r.duration_us))
+    .bind(u64_to_db(r.billed_ms))
+    .bind(u64_to_db(r.mib_ms))
+    .bind(u64_to_db(r.egress_bytes))
     .bind(to_json(&r.error_codes, "error_codes")?)
     .bind(to_json(&r.histogram, "histogram")?)
     .execute(&mut *conn)
@@ -118,10 +114,7 @@ pub(super) async fn read(
     app: &str,
     q: &RollupQuery,
 ) -> Result<Vec<RollupRow>> {
-    match &q.function {
-        Some(f) => drop(super::util::function_id(conn, app, f).await?),
-        None => require_app(conn, app).await?,
-    }
+    require_scope(conn, app, q.function.as_deref()).await?;
     let rows = sqlx::query(
         "SELECT * FROM invocation_rollups WHERE app = ? AND res = ? AND bucket >= ? \
          AND bucket < ? AND (? IS NULL OR function = ?) ORDER BY bucket, function",

@@ -106,6 +106,24 @@ pub(crate) fn canary_to_db(target: &AliasTarget) -> (Option<i64>, Option<i64>) {
     }
 }
 
+/// A count or size as stored (BIGINT), saturating at `i64::MAX`.
+pub(crate) fn u64_to_db(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Fails with `app_not_found` or `function_not_found` unless the app (and the
+/// function, when one is named) exists.
+pub(crate) async fn require_scope(
+    conn: &mut SqliteConnection,
+    app: &str,
+    function: Option<&str>,
+) -> Result<()> {
+    match function {
+        Some(f) => function_id(conn, app, f).await.map(drop),
+        None => require_app(conn, app).await,
+    }
+}
+
 /// Fails with `app_not_found` unless the app exists.
 pub(crate) async fn require_app(conn: &mut SqliteConnection, app: &str) -> Result<()> {
     let found = sqlx::query("SELECT 1 FROM apps WHERE name = ?")
