@@ -5,9 +5,7 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiPath, ApiQuery};
 use crate::params::{invalid, page_limit, time_param};
-use arcus_core::ErrorCode;
 use arcus_core::error::ErrorBody;
-use arcus_core::model::Timestamp;
 use arcus_core::record::{LogLine, LogStream};
 use arcus_core::stats::{Cursor, Page};
 use arcus_core::store::LogQuery;

@@ -4,7 +4,6 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiPath, ApiQuery};
 use crate::params::{invalid, page_limit, time_param};
-use arcus_core::ErrorCode;
 use arcus_core::error::ErrorBody;
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use arcus_core::stats::{Cursor, InvocationQuery, Page, StatsView, StatsWindow, UsageView};
