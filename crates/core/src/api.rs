@@ -3,7 +3,8 @@
 use crate::events::AsyncConfig;
 use crate::limits::*;
 use crate::model::{
-    AliasTarget, App, Canary, ExecConfig, FunctionErrorCode, FunctionMeta, Network, Runtime,
+    AliasTarget, App, Canary, ExecConfig, FunctionAuth, FunctionErrorCode, FunctionMeta, Network,
+    Runtime,
 };
 use crate::scaling::{AppQuotas, Scaling};
 use crate::{Error, Result};
@@ -86,6 +87,9 @@ pub struct CreateFunction {
     /// concurrency, ordering, destinations.
     #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
     pub async_config: Option<AsyncConfig>,
+    /// Who may call the function's HTTP route: `public` (default) or `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<FunctionAuth>,
 }
 
 /// `PATCH /apps/{app}/functions/{fn}`: every field optional; absent fields are kept.
@@ -134,6 +138,9 @@ pub struct UpdateFunction {
     /// concurrency, ordering, destinations.
     #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
     pub async_config: Option<AsyncConfig>,
+    /// Who may call the function's HTTP route: `public` (default) or `token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<FunctionAuth>,
 }
 
 /// `POST .../versions`.
@@ -360,6 +367,7 @@ impl CreateFunction {
             error_codes: self.error_codes.unwrap_or_default(),
             scaling: self.scaling.unwrap_or_default(),
             async_config: self.async_config.unwrap_or_default(),
+            auth: self.auth.unwrap_or_default(),
         };
         meta.scaling.validate(config.runtime)?;
         meta.async_config.validate()?;
@@ -419,6 +427,9 @@ impl UpdateFunction {
         }
         if let Some(v) = self.error_codes {
             meta.error_codes = v;
+        }
+        if let Some(v) = self.auth {
+            meta.auth = v;
         }
         Ok(())
     }

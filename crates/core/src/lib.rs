@@ -12,6 +12,7 @@ pub mod record;
 pub mod scaling;
 pub mod stats;
 pub mod store;
+pub mod tokens;
 pub mod trace;
 pub mod trigger;
 

@@ -111,6 +111,17 @@ pub struct FunctionErrorCode {
     pub description: String,
 }
 
+/// Who may call a function's HTTP route (`/fn/{app}/{fn}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionAuth {
+    /// Anyone (the default, as on Knative and OpenFaaS).
+    #[default]
+    Public,
+    /// Only callers with a bearer token that may invoke the function.
+    Token,
+}
+
 /// Function-level settings that are not versioned.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct FunctionMeta {
@@ -132,6 +143,9 @@ pub struct FunctionMeta {
     /// How async invocations are retried, throttled, ordered and reported.
     #[serde(default, rename = "async")]
     pub async_config: crate::events::AsyncConfig,
+    /// Who may call the function's HTTP route (`public` or `token`).
+    #[serde(default)]
+    pub auth: FunctionAuth,
 }
 
 /// The draft's code: a content-addressed blob.

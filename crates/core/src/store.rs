@@ -6,6 +6,7 @@ use crate::events::{AttemptResult, Event, EventStatus, NewEvent};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine, LogStream};
 use crate::stats::{Cursor, InvocationQuery, Page, RollupQuery, RollupRow};
+use crate::tokens::{StoredToken, TokenView};
 use crate::trigger::Trigger;
 use async_trait::async_trait;
 
@@ -298,6 +299,20 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_cron_tick(&self, trigger_id: &str, tick: Timestamp) -> Result<bool>;
     /// The last tick claimed for a cron trigger.
     async fn last_cron_tick(&self, trigger_id: &str) -> Result<Option<Timestamp>>;
+
+    // --- Tokens (revoked with any app they have a scope in) ---
+
+    /// Stores a new token; `already_exists` if its id is taken, `conflict` if one of the
+    /// apps it has a scope in already has `max_per_app` tokens.
+    async fn create_token(&self, token: &StoredToken, max_per_app: usize) -> Result<()>;
+    /// Reads a token by id (with its secret's hash); `not_found`.
+    async fn get_token(&self, id: &str) -> Result<StoredToken>;
+    /// Lists every token, oldest first (never their hashes).
+    async fn list_tokens(&self) -> Result<Vec<TokenView>>;
+    /// Deletes (revokes) a token; `not_found`.
+    async fn delete_token(&self, id: &str) -> Result<()>;
+    /// Records that a token was used at `at` (a no-op for a deleted token).
+    async fn touch_token(&self, id: &str, at: Timestamp) -> Result<()>;
 }
 
 /// Content-addressed storage of code blobs, keyed by hex sha256.

@@ -145,6 +145,7 @@ pub(super) async fn delete_app(conn: &mut SqliteConnection, name: &str, force: b
     // Children first: the foreign keys have no cascades.
     super::triggers::delete_triggers_of(conn, "SELECT id FROM functions WHERE app = ?", name)
         .await?;
+    super::tokens::delete_tokens_of_app(conn, name).await?;
     for sql in [
         "DELETE FROM alias_history WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
         "DELETE FROM aliases WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",

@@ -12,6 +12,7 @@ mod records;
 mod retention;
 mod rollups;
 mod schema;
+mod tokens;
 mod triggers;
 mod util;
 mod versions;
@@ -24,6 +25,7 @@ use arcus_core::events::{AttemptResult, Event, NewEvent};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::stats::{InvocationQuery, Page, RollupQuery, RollupRow};
+use arcus_core::tokens::{StoredToken, TokenView};
 use arcus_core::store::{DueFunction, EventQuery, LogQuery, LogTail, Store};
 use arcus_core::trigger::Trigger;
 use arcus_core::{Error, Result};
@@ -500,5 +502,32 @@ impl Store for SqliteStore {
     async fn last_cron_tick(&self, trigger_id: &str) -> Result<Option<Timestamp>> {
         let mut conn = self.pool.acquire().await.map_err(util::db)?;
         triggers::last_cron_tick(&mut conn, trigger_id).await
+    }
+
+    async fn create_token(&self, token: &StoredToken, max_per_app: usize) -> Result<()> {
+        let mut tx = self.write().await?;
+        tokens::create_token(&mut tx, token, max_per_app).await?;
+        commit(tx).await
+    }
+
+    async fn get_token(&self, id: &str) -> Result<StoredToken> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        tokens::get_token(&mut conn, id).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenView>> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        tokens::list_tokens(&mut conn).await
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        tokens::delete_token(&mut tx, id).await?;
+        commit(tx).await
+    }
+
+    async fn touch_token(&self, id: &str, at: Timestamp) -> Result<()> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        tokens::touch_token(&mut conn, id, at).await
     }
 }

@@ -40,10 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_trace",
         include_str!("../../migrations/0007_event_trace.sql"),
     ),
+    (8, "tokens", include_str!("../../migrations/0008_tokens.sql")),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

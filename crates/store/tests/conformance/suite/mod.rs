@@ -7,6 +7,7 @@
 //! - `logs`: log queries, tails and retention;
 //! - `stats`: invocation queries and rollups;
 //! - `triggers`: triggers and cron tick claims;
+//! - `tokens`: scoped API tokens;
 //! - here: fixtures, helpers, and `seed` / `verify_seeded` for persistence checks.
 
 mod aliases;
@@ -15,6 +16,7 @@ mod events;
 mod logs;
 mod records;
 mod stats;
+mod tokens;
 mod triggers;
 
 pub use aliases::{alias_rollback, aliases};
@@ -26,6 +28,7 @@ pub use events::{
 pub use logs::{log_queries, log_retention, log_tails};
 pub use records::{invocation_records, log_lines, settings};
 pub use stats::{invocation_queries, invocation_rollups};
+pub use tokens::{token_limit_per_app, tokens, tokens_revoked_with_their_app};
 pub use triggers::{cron_tick_claims, triggers, triggers_deleted_with_function_and_app};
 
 use arcus_core::model::{
@@ -105,6 +108,7 @@ pub fn function(app: &str, name: &str) -> Function {
                 ordered: true,
                 ..Default::default()
             },
+            auth: arcus_core::model::FunctionAuth::Token,
         },
         code: Some(CodeRef {
             sha256: sha('a'),
