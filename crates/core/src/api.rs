@@ -54,6 +54,9 @@ pub struct CreateFunction {
     /// Environment variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// Environment variables set from the app's secrets: variable → secret name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, String>>,
     /// Hosts the function may call over HTTP; default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
@@ -105,6 +108,9 @@ pub struct UpdateFunction {
     /// Replaces the environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// Replaces the secret references (variable → secret name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, String>>,
     /// Replaces the allowed hosts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_hosts: Option<Vec<String>>,
@@ -261,7 +267,7 @@ pub fn validate_exec_config(c: &ExecConfig) -> Result<()> {
             "env is {env_size} bytes; the limit is {MAX_ENV_BYTES}"
         )));
     }
-    for key in c.env.keys() {
+    for key in c.env.keys().chain(c.secrets.keys()) {
         let valid = !key.is_empty()
             && !key.as_bytes()[0].is_ascii_digit()
             && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
@@ -271,6 +277,7 @@ pub fn validate_exec_config(c: &ExecConfig) -> Result<()> {
             )));
         }
     }
+    validate_secret_refs(c)?;
     if c.allowed_hosts.len() > MAX_ALLOWED_HOSTS {
         return Err(Error::invalid(format!(
             "at most {MAX_ALLOWED_HOSTS} allowed_hosts are allowed"
@@ -285,6 +292,25 @@ pub fn validate_exec_config(c: &ExecConfig) -> Result<()> {
         if !valid {
             return Err(Error::invalid(format!(
                 "allowed_hosts entry {host:?} must be a host or host:port"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a config's secret references: at most [`MAX_SECRET_REFS`], valid secret names,
+/// and no variable both in `env` and `secrets`.
+fn validate_secret_refs(c: &ExecConfig) -> Result<()> {
+    if c.secrets.len() > MAX_SECRET_REFS {
+        return Err(Error::invalid(format!(
+            "at most {MAX_SECRET_REFS} secret references are allowed"
+        )));
+    }
+    for (var, secret) in &c.secrets {
+        crate::secret::validate_secret_name(secret)?;
+        if c.env.contains_key(var) {
+            return Err(Error::invalid(format!(
+                "{var:?} is set both in env and in secrets"
             )));
         }
     }
@@ -354,6 +380,7 @@ impl CreateFunction {
             memory_mb: self.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
             timeout_ms: self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
             env: self.env.unwrap_or_default(),
+            secrets: self.secrets.unwrap_or_default(),
             allowed_hosts: self.allowed_hosts.unwrap_or_default(),
             handler: self.handler,
             network: self.network.unwrap_or_default(),
@@ -392,6 +419,9 @@ impl UpdateFunction {
         }
         if let Some(v) = self.env {
             next.env = v;
+        }
+        if let Some(v) = self.secrets {
+            next.secrets = v;
         }
         if let Some(v) = self.allowed_hosts {
             next.allowed_hosts = v;
@@ -615,5 +645,40 @@ mod tests {
             }),
         };
         assert!(heavy.validate().is_err());
+    }
+
+    #[test]
+    fn secret_references_are_validated() {
+        let make = |env: &[(&str, &str)], secrets: &[(&str, &str)]| CreateFunction {
+            name: "f".into(),
+            env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            secrets: Some(
+                secrets
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let (_, c, _) = make(&[("MODE", "x")], &[("DB_PASSWORD", "db-pass")])
+            .into_parts()
+            .unwrap();
+        assert_eq!(c.secrets["DB_PASSWORD"], "db-pass");
+        for bad in [
+            make(&[("X", "1")], &[("X", "s")]),
+            make(&[], &[("1X", "s")]),
+            make(&[], &[("X", "bad name")]),
+        ] {
+            assert!(bad.into_parts().is_err());
+        }
+        let many: Vec<(String, String)> = (0..=MAX_SECRET_REFS)
+            .map(|i| (format!("V{i}"), "s".to_string()))
+            .collect();
+        let f = CreateFunction {
+            name: "f".into(),
+            secrets: Some(many.into_iter().collect()),
+            ..Default::default()
+        };
+        assert!(f.into_parts().is_err());
     }
 }

@@ -34,6 +34,8 @@ pub enum ErrorCode {
     AliasNotFound,
     /// The invocation does not exist (or is no longer kept).
     InvocationNotFound,
+    /// The secret does not exist (or a function or trigger refers to one that does not).
+    SecretNotFound,
     /// The function has no `live` alias (unqualified call) or no code.
     NotDeployed,
     /// The route exists but not with this HTTP method.
@@ -75,7 +77,7 @@ impl ErrorCode {
             Unauthorized => 401,
             Forbidden => 403,
             NotFound | AppNotFound | FunctionNotFound | VersionNotFound | AliasNotFound
-            | InvocationNotFound | NotDeployed => 404,
+            | InvocationNotFound | SecretNotFound | NotDeployed => 404,
             MethodNotAllowed => 405,
             AlreadyExists | Conflict => 409,
             PayloadTooLarge => 413,
@@ -104,6 +106,7 @@ impl ErrorCode {
             VersionNotFound => "version_not_found",
             AliasNotFound => "alias_not_found",
             InvocationNotFound => "invocation_not_found",
+            SecretNotFound => "secret_not_found",
             NotDeployed => "not_deployed",
             MethodNotAllowed => "method_not_allowed",
             AlreadyExists => "already_exists",

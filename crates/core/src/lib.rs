@@ -10,6 +10,7 @@ pub mod model;
 pub mod names;
 pub mod record;
 pub mod scaling;
+pub mod secret;
 pub mod stats;
 pub mod store;
 pub mod tokens;

@@ -51,3 +51,11 @@ pub const DEFAULT_LOG_RETENTION_MB: u32 = 1024;
 pub const MAX_LOG_RETENTION_MB: u32 = 1 << 20;
 /// Lines one follow (SSE) query reads from the store at a time.
 pub const LOG_FOLLOW_BATCH: u32 = 500;
+/// Largest secret value (32 KiB).
+pub const MAX_SECRET_VALUE_BYTES: usize = 32 * 1024;
+/// Largest secret name in bytes (names match `[A-Za-z_][A-Za-z0-9_-]{0,127}`).
+pub const MAX_SECRET_NAME_BYTES: usize = 128;
+/// Largest number of secrets per app.
+pub const MAX_SECRETS_PER_APP: u32 = 100;
+/// Largest number of secret references (env var → secret) per function.
+pub const MAX_SECRET_REFS: usize = 64;

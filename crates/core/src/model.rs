@@ -79,6 +79,10 @@ pub struct ExecConfig {
     pub timeout_ms: u64,
     /// Environment variables visible to the function.
     pub env: BTreeMap<String, String>,
+    /// Environment variables whose values are the app's secrets: variable → secret
+    /// name. Values are read when an instance starts, never stored here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
     /// Hosts (`host` or `host:port`) the function may send HTTP requests to (wasm).
     pub allowed_hosts: Vec<String>,
     /// The handler of a python3 (`module.function`) or node (`file.export`) function;

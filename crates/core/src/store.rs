@@ -5,6 +5,7 @@ use crate::Result;
 use crate::events::{AttemptResult, Event, EventStatus, NewEvent};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine, LogStream};
+use crate::secret::SealedSecret;
 use crate::stats::{Cursor, InvocationQuery, Page, RollupQuery, RollupRow};
 use crate::tokens::{StoredToken, TokenView};
 use crate::trigger::Trigger;
@@ -299,6 +300,19 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_cron_tick(&self, trigger_id: &str, tick: Timestamp) -> Result<bool>;
     /// The last tick claimed for a cron trigger.
     async fn last_cron_tick(&self, trigger_id: &str) -> Result<Option<Timestamp>>;
+
+    // --- Secrets (app-level, sealed by the engine; deleted with their app) ---
+
+    /// Creates or replaces a sealed secret (a replacement keeps `created_at`); returns
+    /// true when it was created. `app_not_found`; `conflict` when creating one more
+    /// would make the app hold more than `max_per_app`.
+    async fn put_secret(&self, secret: &SealedSecret, max_per_app: u32) -> Result<bool>;
+    /// Reads a sealed secret; `app_not_found`, `secret_not_found`.
+    async fn get_secret(&self, app: &str, name: &str) -> Result<SealedSecret>;
+    /// An app's sealed secrets by name; `app_not_found`.
+    async fn list_secrets(&self, app: &str) -> Result<Vec<SealedSecret>>;
+    /// Deletes a secret; `app_not_found`, `secret_not_found`.
+    async fn delete_secret(&self, app: &str, name: &str) -> Result<()>;
 
     // --- Tokens (revoked with any app they have a scope in) ---
 

@@ -73,6 +73,8 @@ impl Engine {
     /// Creates a function with a draft config and no code.
     pub async fn create_function(&self, app: &str, req: CreateFunction) -> Result<Function> {
         let (name, config, meta) = req.into_parts()?;
+        self.check_secrets_exist(app, config.secrets.values().map(String::as_str))
+            .await?;
         let t = now();
         let function = Function {
             id: uuid::Uuid::now_v7().to_string(),
@@ -97,6 +99,8 @@ impl Engine {
     ) -> Result<Function> {
         let mut f = self.inner.store.get_function(app, name).await?;
         req.apply(&mut f.config, &mut f.meta)?;
+        self.check_secrets_exist(app, f.config.secrets.values().map(String::as_str))
+            .await?;
         f.updated_at = now();
         self.inner.store.update_function(&f).await?;
         self.inner.routes.invalidate(app, Some(name));
@@ -159,6 +163,9 @@ impl Engine {
         if req.description.len() > arcus_core::limits::MAX_DESCRIPTION_BYTES {
             return Err(Error::invalid("description is too long"));
         }
+        let draft = self.inner.store.get_function(app, name).await?;
+        self.check_secrets_exist(app, draft.config.secrets.values().map(String::as_str))
+            .await?;
         let v = self
             .inner
             .store
@@ -176,6 +183,7 @@ impl Engine {
                 sha256: v.sha256.clone(),
                 config: v.config.clone(),
                 scaling: f.meta.scaling,
+                secret_env: Vec::new(),
             };
             let this = self.clone();
             tokio::spawn(async move {

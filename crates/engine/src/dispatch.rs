@@ -86,6 +86,9 @@ pub(crate) struct Resolved {
     pub config: ExecConfig,
     /// The function's (unversioned) scaling settings.
     pub scaling: Scaling,
+    /// Variables set from the app's secrets (filled by `with_secret_env` just before
+    /// an instance is started; empty until then).
+    pub secret_env: Vec<(String, String)>,
 }
 
 /// Builds the request an event is delivered as to a wasm component: `POST /` with the
@@ -149,6 +152,7 @@ impl Engine {
         let traceparent = ctx.child(function_span);
         let route = self.route(&target.app, &target.function).await?;
         let resolved = self.resolve(&route, &target.qualifier).await?;
+        let resolved = self.with_secret_env(&target.app, resolved).await?;
         let mut pending = PendingRecord::new(
             self.inner.recorder.clone(),
             InvocationRecord {
@@ -292,6 +296,7 @@ impl Engine {
                     sha256: code.sha256.clone(),
                     config: f.config.clone(),
                     scaling: f.meta.scaling,
+                    secret_env: Vec::new(),
                 });
             }
             Qualifier::Version(n) => *n,
@@ -327,6 +332,7 @@ impl Engine {
             sha256: v.sha256.clone(),
             config: v.config.clone(),
             scaling: f.meta.scaling,
+            secret_env: Vec::new(),
         })
     }
 
@@ -384,6 +390,7 @@ impl Engine {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        env.extend(r.secret_env.iter().cloned());
         env.push(("ARCUS_APP".into(), target.app.clone()));
         env.push(("ARCUS_FUNCTION".into(), target.function.clone()));
         env.push(("ARCUS_FUNCTION_VERSION".into(), version));

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod observe;
 mod process;
 mod recorder;
+mod secrets;
 pub mod trace;
 
 pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
@@ -24,6 +25,7 @@ pub use events::{Publisher, destination_record};
 pub use logs::LogFollower;
 pub use process::{REGION, function_arn};
 pub use recorder::Recorder;
+pub use secrets::SecretKey;
 
 use arcus_core::store::{BlobStore, Store};
 use arcus_runtime_process::ProcessRuntime;
@@ -84,6 +86,7 @@ struct Inner {
     protected: Arc<Vec<SocketAddr>>,
     queue: events::Queue,
     spans: trace::Spans,
+    secrets: secrets::Secrets,
 }
 
 impl Engine {
@@ -110,6 +113,7 @@ impl Engine {
             protected: Arc::new(config.protected_addrs),
             queue: events::Queue::new(store_for_queue, config.node_id),
             spans: config.spans,
+            secrets: secrets::Secrets::default(),
         });
         lifecycle::start(&inner, config.autoscale_window);
         events::start(&inner);

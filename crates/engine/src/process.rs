@@ -101,7 +101,13 @@ impl Engine {
             handler: r.config.handler.clone().unwrap_or_default(),
             memory_mb: r.config.memory_mb,
             timeout: Duration::from_millis(r.config.timeout_ms),
-            env: r.config.env.clone(),
+            env: r
+                .config
+                .env
+                .clone()
+                .into_iter()
+                .chain(r.secret_env.iter().cloned())
+                .collect(),
             network: match r.config.network {
                 Network::None => NetworkMode::None,
                 Network::Outbound => NetworkMode::Outbound,
@@ -126,6 +132,7 @@ impl Engine {
         }
         let rt = self.process_runtime()?;
         self.ensure_prepared(rt, kind, &resolved.sha256).await?;
+        let resolved = self.with_secret_env(&target.app, resolved).await?;
         let spec = self.process_spec(target, &resolved, kind);
         rt.prewarm(&spec, &pool_policy(&resolved.scaling)).await;
         Ok(())

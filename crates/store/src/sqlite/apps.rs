@@ -154,6 +154,7 @@ pub(super) async fn delete_app(conn: &mut SqliteConnection, name: &str, force: b
         "DELETE FROM log_usage WHERE app = ?",
         "DELETE FROM invocations WHERE app = ?",
         "DELETE FROM functions WHERE app = ?",
+        "DELETE FROM secrets WHERE app = ?",
         "DELETE FROM apps WHERE name = ?",
     ] {
         sqlx::query(sql)

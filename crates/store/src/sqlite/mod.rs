@@ -12,6 +12,7 @@ mod records;
 mod retention;
 mod rollups;
 mod schema;
+mod secrets;
 mod tokens;
 mod triggers;
 mod util;
@@ -24,6 +25,7 @@ pub use versions::ALIAS_HISTORY_LIMIT;
 use arcus_core::events::{AttemptResult, Event, NewEvent};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::secret::SealedSecret;
 use arcus_core::stats::{InvocationQuery, Page, RollupQuery, RollupRow};
 use arcus_core::tokens::{StoredToken, TokenView};
 use arcus_core::store::{DueFunction, EventQuery, LogQuery, LogTail, Store};
@@ -502,6 +504,29 @@ impl Store for SqliteStore {
     async fn last_cron_tick(&self, trigger_id: &str) -> Result<Option<Timestamp>> {
         let mut conn = self.pool.acquire().await.map_err(util::db)?;
         triggers::last_cron_tick(&mut conn, trigger_id).await
+    }
+
+    async fn put_secret(&self, secret: &SealedSecret, max_per_app: u32) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let created = secrets::put_secret(&mut tx, secret, max_per_app).await?;
+        commit(tx).await?;
+        Ok(created)
+    }
+
+    async fn get_secret(&self, app: &str, name: &str) -> Result<SealedSecret> {
+        let mut tx = self.read().await?;
+        secrets::get_secret(&mut tx, app, name).await
+    }
+
+    async fn list_secrets(&self, app: &str) -> Result<Vec<SealedSecret>> {
+        let mut tx = self.read().await?;
+        secrets::list_secrets(&mut tx, app).await
+    }
+
+    async fn delete_secret(&self, app: &str, name: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        secrets::delete_secret(&mut tx, app, name).await?;
+        commit(tx).await
     }
 
     async fn create_token(&self, token: &StoredToken, max_per_app: usize) -> Result<()> {

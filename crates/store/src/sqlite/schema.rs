@@ -41,10 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0007_event_trace.sql"),
     ),
     (8, "tokens", include_str!("../../migrations/0008_tokens.sql")),
+    (9, "secrets", include_str!("../../migrations/0009_secrets.sql")),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

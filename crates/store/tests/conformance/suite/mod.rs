@@ -15,6 +15,7 @@ mod catalog;
 mod events;
 mod logs;
 mod records;
+mod secrets;
 mod stats;
 mod tokens;
 mod triggers;
@@ -27,6 +28,7 @@ pub use events::{
 };
 pub use logs::{log_queries, log_retention, log_tails};
 pub use records::{invocation_records, log_lines, settings};
+pub use secrets::{secrets, secrets_deleted_with_app, secrets_per_app_limit};
 pub use stats::{invocation_queries, invocation_rollups};
 pub use tokens::{token_limit_per_app, tokens, tokens_revoked_with_their_app};
 pub use triggers::{cron_tick_claims, triggers, triggers_deleted_with_function_and_app};
@@ -76,6 +78,7 @@ pub fn config(memory_mb: u32) -> ExecConfig {
         memory_mb,
         timeout_ms: 5_000,
         env: BTreeMap::from([("MODE".to_string(), format!("m{memory_mb}"))]),
+        secrets: BTreeMap::new(),
         allowed_hosts: vec!["api.example.com".to_string(), "db:5432".to_string()],
         handler: Some("app.handler".to_string()),
         network: arcus_core::model::Network::Outbound,
