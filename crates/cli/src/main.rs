@@ -11,7 +11,9 @@ mod serve;
 mod target;
 
 use clap::{Parser, Subcommand};
-use commands::{alias, app, deploy, function, invoke, observe, queue, records, trigger, versions};
+use commands::{
+    alias, app, deploy, function, invoke, observe, queue, records, token, trigger, versions,
+};
 use std::process::ExitCode;
 
 /// Arcus: a self-hosted Function-as-a-Service platform for WebAssembly components.
@@ -57,6 +59,8 @@ enum Command {
     Queue(queue::QueueCmd),
     /// Create, list, show, enable, disable and delete triggers (cron, webhook, brokers).
     Trigger(trigger::TriggerCmd),
+    /// Create, list and revoke scoped API tokens.
+    Token(token::TokenCmd),
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -75,6 +79,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => records::stats(args).await?,
         Command::Usage(args) => records::usage(args).await?,
         Command::Trigger(cmd) => trigger::run(cmd).await?,
+        Command::Token(cmd) => token::run(cmd).await?,
         Command::Invocation(args) => queue::invocation(args).await?,
         Command::Queue(cmd) => queue::run(cmd).await?,
     }

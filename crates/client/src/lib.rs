@@ -18,6 +18,7 @@ mod events;
 mod invoke;
 mod logs;
 mod observe;
+mod tokens;
 mod triggers;
 
 pub use error::ClientError;

@@ -3,6 +3,7 @@
 //! runs it in a runtime, the cache of loaded components, and the background writer of
 //! invocation records and logs.
 
+mod access;
 mod activator;
 pub mod apigw;
 pub mod autoscale;

@@ -14,6 +14,7 @@ use arcus_core::limits::{MAX_SYNC_PAYLOAD_BYTES, MAX_WASM_CODE_BYTES, MAX_ZIP_CO
 use arcus_core::model::{Alias, App, Function, Version};
 use arcus_core::names::Qualifier;
 use arcus_core::record::TriggerKind;
+use arcus_core::tokens::{Identity, Permission};
 use arcus_engine::{Input, Target};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -62,12 +63,15 @@ pub async fn create_app(
     Ok((StatusCode::CREATED, Json(s.engine.create_app(req).await?)))
 }
 
-/// Lists apps.
+/// Lists the apps the caller may manage (every app for admin).
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = List<App>)))]
-pub async fn list_apps(State(s): State<AppState>) -> Res<Json<List<App>>> {
-    Ok(Json(List {
-        items: s.engine.store().list_apps().await?,
-    }))
+pub async fn list_apps(
+    State(s): State<AppState>,
+    Extension(identity): Extension<Identity>,
+) -> Res<Json<List<App>>> {
+    let mut items = s.engine.store().list_apps().await?;
+    items.retain(|a| identity.allows(&Permission::Manage { app: &a.name }));
+    Ok(Json(List { items }))
 }
 
 /// Reads an app.

@@ -9,8 +9,9 @@ use arcus_core::api::List;
 use arcus_core::error::ErrorBody;
 use arcus_core::events::{Accepted, EventStatus, InvocationView};
 use arcus_core::store::EventQuery;
+use arcus_core::tokens::{Identity, Permission};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -78,9 +79,18 @@ pub struct Redriven {
     responses((status = 200, body = InvocationView), (status = 404, body = ErrorBody)))]
 pub async fn get_invocation(
     State(s): State<AppState>,
+    Extension(identity): Extension<Identity>,
     ApiPath(id): ApiPath<String>,
 ) -> Res<Json<InvocationView>> {
-    Ok(Json(s.engine.invocation(&id).await?))
+    let view = s.engine.invocation(&id).await?;
+    // Another app's invocation answers as a missing one does.
+    if !identity.allows(&Permission::Manage { app: &view.app }) {
+        return Err(ApiError::new(
+            ErrorCode::InvocationNotFound,
+            format!("invocation `{id}` not found"),
+        ));
+    }
+    Ok(Json(view))
 }
 
 /// A function's dead-lettered async invocations, newest first.

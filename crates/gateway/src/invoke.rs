@@ -1,18 +1,21 @@
 //! The function routes: `ANY /fn/{app}/{function}[@{qualifier}]/{path…}`.
 
 use crate::AppState;
+use crate::Auth;
 use crate::api::read_body;
 use crate::error::{ApiError, RequestId};
 use arcus_core::ErrorCode;
 use arcus_core::events::MAX_ASYNC_PAYLOAD_BYTES;
 use arcus_core::limits::MAX_SYNC_PAYLOAD_BYTES;
+use arcus_core::model::FunctionAuth;
 use arcus_core::names::Qualifier;
 use arcus_core::record::TriggerKind;
+use arcus_core::tokens::Permission;
 use arcus_engine::trace::TraceCtx;
 use arcus_engine::{Input, Invoked, Target};
 use axum::body::Body;
 use axum::extract::{Extension, Request, State};
-use axum::http::{HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 
 /// Request header asking for an async invocation (`event`), as Lambda's
@@ -89,6 +92,55 @@ fn parse_fn_path(path: &str) -> Result<(String, String, Option<&str>, &str, &str
     ))
 }
 
+/// Decides whether a `/fn` call may run. A public function's call passes untouched (its
+/// `Authorization` header, if any, is the function's business). A call of an
+/// `auth: token` function, of `@draft` (which needs manage of the app), or of a function
+/// that does not exist needs a bearer token allowed to make it: 401 without a valid token,
+/// 403 with one that lacks the permission — for a missing function too, so a token of
+/// another app cannot tell what exists. The header Arcus consumed is removed, so it never
+/// reaches the function or the stored async event.
+async fn authorize_call(
+    s: &AppState,
+    headers: &mut HeaderMap,
+    app: &str,
+    function: &str,
+    draft: bool,
+) -> Result<(), ApiError> {
+    let looked_up = match s.engine.function_auth(app, function).await {
+        Ok(auth) => Ok(auth),
+        Err(e) if matches!(e.code, ErrorCode::AppNotFound | ErrorCode::FunctionNotFound) => {
+            Err(ApiError::from(e))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !draft && matches!(looked_up, Ok(FunctionAuth::Public)) {
+        return Ok(());
+    }
+    let Some(token) = Auth::bearer(headers)? else {
+        return match looked_up {
+            Ok(_) => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "this function needs a bearer token",
+            )),
+            Err(missing) => Err(missing),
+        };
+    };
+    let identity = s.auth.identify_token(s.engine.store(), token).await?;
+    let (permission, what) = if draft {
+        (Permission::Manage { app }, "call the draft of")
+    } else {
+        (Permission::Invoke { app, function }, "invoke")
+    };
+    if !identity.allows(&permission) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this token may not {what} `{app}/{function}`"),
+        ));
+    }
+    headers.remove(axum::http::header::AUTHORIZATION);
+    looked_up.map(|_| ())
+}
+
 /// Serves a request with a function.
 pub async fn fn_route(
     State(s): State<AppState>,
@@ -103,10 +155,14 @@ pub async fn fn_route(
         None => Qualifier::live(),
         Some(q) => Qualifier::parse(q)?,
     };
-    if qualifier == Qualifier::Draft {
-        s.auth.check(&parts.headers)?;
-        parts.headers.remove(axum::http::header::AUTHORIZATION);
-    }
+    authorize_call(
+        &s,
+        &mut parts.headers,
+        &app,
+        &function,
+        qualifier == Qualifier::Draft,
+    )
+    .await?;
     if let Some(len) = parts.headers.get(axum::http::header::CONTENT_LENGTH) {
         let too_big = len
             .to_str()

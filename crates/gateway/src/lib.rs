@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod authz;
 mod error;
 mod events;
 mod invoke;
@@ -11,6 +12,7 @@ mod logs;
 mod observe;
 mod openapi;
 mod params;
+mod tokens;
 mod trace;
 mod triggers;
 
@@ -21,9 +23,9 @@ pub use openapi::ApiDoc;
 use arcus_core::limits::MAX_API_BODY_BYTES;
 use arcus_engine::Engine;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use utoipa::OpenApi;
@@ -44,7 +46,7 @@ pub struct AppState {
 /// `GET /metrics`: Prometheus text format (admin token required: series name apps and
 /// functions).
 async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(e) = s.auth.check(&headers) {
+    if let Err(e) = s.auth.require_admin(s.engine.store(), &headers).await {
         return e.into_response();
     }
     match &s.metrics {
@@ -60,14 +62,8 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
     }
 }
 
-async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    match s.auth.check(req.headers()) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-/// The REST API router (`/api/v1/...`), token-protected except the OpenAPI document.
+/// The REST API router (`/api/v1/...`): every route but the OpenAPI document needs a
+/// token with the permission its path asks for (see [`authz`]).
 fn api_router(state: AppState) -> Router<AppState> {
     let fn_path = "/api/v1/apps/{app}/functions/{function}";
     let protected = Router::new()
@@ -134,6 +130,14 @@ fn api_router(state: AppState) -> Router<AppState> {
         .route(&format!("{fn_path}/instances"), get(api::instances))
         .route("/api/v1/invocations/{id}", get(events::get_invocation))
         .route(
+            "/api/v1/tokens",
+            post(tokens::create_token).get(tokens::list_tokens),
+        )
+        .route(
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(tokens::delete_token),
+        )
+        .route(
             &format!("{fn_path}/async-invocations"),
             get(events::async_invocations),
         )
@@ -160,7 +164,7 @@ fn api_router(state: AppState) -> Router<AppState> {
                 .delete(triggers::delete_trigger),
         )
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
-        .route_layer(middleware::from_fn_with_state(state, require_token));
+        .route_layer(middleware::from_fn_with_state(state, authz::authorize));
     Router::new()
         .route(
             "/api/v1/openapi.json",

@@ -6,7 +6,7 @@ use crate::output::{Table, or_dash, outln, print_json, print_json_list, short_sh
 use crate::target::{FnRef, parse_app, parse_env};
 use arcus_core::api::{CreateFunction, UpdateFunction};
 use arcus_core::model::Function;
-use arcus_core::model::{Network, Runtime};
+use arcus_core::model::{FunctionAuth, Network, Runtime};
 use arcus_core::scaling::Scaling;
 use std::collections::BTreeMap;
 
@@ -41,6 +41,10 @@ pub struct FnConfigArgs {
     /// replaces the whole list.
     #[arg(long = "allow-host", value_name = "HOST")]
     pub allow_hosts: Vec<String>,
+
+    /// Who may call the function's /fn route: public or token [server default: public].
+    #[arg(long, value_parser = parse_auth)]
+    pub auth: Option<FunctionAuth>,
 }
 
 impl FnConfigArgs {
@@ -53,6 +57,7 @@ impl FnConfigArgs {
             && self.timeout_ms.is_none()
             && self.env.is_empty()
             && self.allow_hosts.is_empty()
+            && self.auth.is_none()
     }
 
     fn env_map(&self) -> Option<BTreeMap<String, String>> {
@@ -74,6 +79,7 @@ impl FnConfigArgs {
             timeout_ms: self.timeout_ms,
             env: self.env_map(),
             allowed_hosts: self.hosts(),
+            auth: self.auth,
             description,
             ..Default::default()
         }
@@ -88,6 +94,7 @@ impl FnConfigArgs {
             timeout_ms: self.timeout_ms,
             env: self.env_map(),
             allowed_hosts: self.hosts(),
+            auth: self.auth,
             ..Default::default()
         }
     }
@@ -95,6 +102,14 @@ impl FnConfigArgs {
 
 fn parse_runtime(s: &str) -> Result<Runtime, String> {
     Runtime::parse(s).ok_or_else(|| format!("unknown runtime {s:?} (wasm, python3, node, custom)"))
+}
+
+fn parse_auth(s: &str) -> Result<FunctionAuth, String> {
+    match s {
+        "public" => Ok(FunctionAuth::Public),
+        "token" => Ok(FunctionAuth::Token),
+        _ => Err(format!("unknown auth {s:?} (public, token)")),
+    }
 }
 
 fn parse_network(s: &str) -> Result<Network, String> {
@@ -144,6 +159,13 @@ enum FnCommand {
         /// Also cancel its queued async invocations.
         #[arg(long)]
         force: bool,
+    },
+    /// Change a function's settings; flags not given keep their current values.
+    Update {
+        /// The function, as <app>/<fn>.
+        target: FnRef,
+        #[command(flatten)]
+        config: FnConfigArgs,
     },
     /// Change how a function scales; flags not given keep their current values.
     Scale {
@@ -204,6 +226,16 @@ pub async fn run(cmd: FnCmd) -> anyhow::Result<()> {
                 print_json(&f)?;
             } else {
                 outln!("created function {}/{}", f.app, f.name);
+            }
+        }
+        FnCommand::Update { target, config } => {
+            let f = client
+                .update_function(&target.app, &target.function, &config.to_update())
+                .await?;
+            if ctx.json {
+                print_json(&f)?;
+            } else {
+                outln!("updated function {}/{}", f.app, f.name);
             }
         }
         FnCommand::List { app } => {

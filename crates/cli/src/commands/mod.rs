@@ -8,5 +8,6 @@ pub mod invoke;
 pub mod observe;
 pub mod queue;
 pub mod records;
+pub mod token;
 pub mod trigger;
 pub mod versions;
