@@ -31,6 +31,15 @@ pub struct FileConfig {
     /// Trace export settings.
     #[serde(default)]
     pub tracing: crate::otlp::TracingFileConfig,
+    /// Listener limits.
+    #[serde(default)]
+    pub server: crate::netsec::ServerFileConfig,
+    /// HTTPS certificate and key.
+    #[serde(default)]
+    pub tls: crate::netsec::TlsFileConfig,
+    /// Secret sealing key.
+    #[serde(default)]
+    pub secrets: crate::netsec::SecretsFileConfig,
 }
 
 /// `[autoscale]` section.
@@ -105,6 +114,12 @@ pub struct Config {
     pub process: ProcessConfig,
     /// Trace export settings.
     pub tracing: crate::otlp::TracingConfig,
+    /// Listener limits.
+    pub server: arcus_gateway::server::ServerLimits,
+    /// TLS server config (`None`: plain HTTP).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The configured secret key (`None`: the data dir's key file is used).
+    pub secret_key: Option<arcus_engine::SecretKey>,
 }
 
 /// Validates `[process]` into the runtime's config, its work dir under `data_dir`.
@@ -193,6 +208,12 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// `--otlp-endpoint` / `ARCUS_OTLP_ENDPOINT`.
     pub otlp_endpoint: Option<String>,
+    /// `ARCUS_SECRET_KEY`.
+    pub secret_key: Option<String>,
+    /// `ARCUS_TLS_CERT`.
+    pub tls_cert: Option<PathBuf>,
+    /// `ARCUS_TLS_KEY`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -251,6 +272,9 @@ impl Config {
         }
         Ok(Self {
             listen,
+            server: crate::netsec::server_limits(&file.server)?,
+            tls: crate::netsec::tls(file.tls, o.tls_cert, o.tls_key)?,
+            secret_key: crate::netsec::secret_key(&file.secrets, o.secret_key)?,
             tracing: crate::otlp::TracingConfig::load(file.tracing, o.otlp_endpoint)?,
             process: process_config(file.process, &data_dir)?,
             data_dir,

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod errors;
+mod netsec;
 mod opts;
 mod otlp;
 mod output;
@@ -12,7 +13,8 @@ mod target;
 
 use clap::{Parser, Subcommand};
 use commands::{
-    alias, app, deploy, function, invoke, observe, queue, records, token, trigger, versions,
+    alias, app, deploy, function, invoke, observe, queue, records, secret, token, trigger,
+    versions,
 };
 use std::process::ExitCode;
 
@@ -59,6 +61,8 @@ enum Command {
     Queue(queue::QueueCmd),
     /// Create, list, show, enable, disable and delete triggers (cron, webhook, brokers).
     Trigger(trigger::TriggerCmd),
+    /// Set, list and delete an app's secrets (encrypted at rest, never shown).
+    Secret(secret::SecretCmd),
     /// Create, list and revoke scoped API tokens.
     Token(token::TokenCmd),
 }
@@ -79,6 +83,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => records::stats(args).await?,
         Command::Usage(args) => records::usage(args).await?,
         Command::Trigger(cmd) => trigger::run(cmd).await?,
+        Command::Secret(cmd) => secret::run(cmd).await?,
         Command::Token(cmd) => token::run(cmd).await?,
         Command::Invocation(args) => queue::invocation(args).await?,
         Command::Queue(cmd) => queue::run(cmd).await?,

@@ -48,6 +48,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         data_dir: args.data_dir,
         admin_token: std::env::var("ARCUS_ADMIN_TOKEN").ok(),
         otlp_endpoint: args.otlp_endpoint,
+        secret_key: std::env::var("ARCUS_SECRET_KEY").ok(),
+        tls_cert: std::env::var_os("ARCUS_TLS_CERT").map(PathBuf::from),
+        tls_key: std::env::var_os("ARCUS_TLS_KEY").map(PathBuf::from),
     })?;
     let (spans, exporter) = crate::otlp::start(&config.tracing)?;
     let data = &config.data_dir;
@@ -84,6 +87,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         },
     );
     engine.set_publisher(Arc::new(arcus_triggers::Publishers::new()));
+    let secret_key = match &config.secret_key {
+        Some(key) => key.clone(),
+        None => crate::netsec::secret_key_file(data)?,
+    };
+    engine.set_secret_key(&secret_key);
     let triggers = arcus_triggers::Manager::new(engine.store().clone(), Arc::new(engine.clone()));
     triggers.start();
     let app = arcus_gateway::router(AppState {
@@ -92,15 +100,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         triggers: triggers.clone(),
         metrics: Some(install_metrics()?),
     });
-    eprintln!("arcus listening on http://{addr}");
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    eprintln!("arcus listening on {scheme}://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (tls, limits) = (config.tls.clone(), config.server);
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
+        arcus_gateway::server::serve(listener, app, tls, limits, async move {
+            let _ = stop_rx.await;
+        })
+        .await;
     });
     shutdown_signal().await;
     eprintln!(
@@ -109,7 +118,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_grace, server).await {
-        Ok(joined) => joined?.context("server failed")?,
+        Ok(joined) => joined.context("server failed")?,
         Err(_) => eprintln!("arcus: grace period over; closing remaining connections"),
     }
     triggers.shutdown().await;
@@ -170,7 +179,7 @@ async fn admin_auth(
             None => {
                 let token = hex::encode(rand::random::<[u8; 32]>());
                 let hash = Auth::hash(&token);
-                write_token_file(&data.join("admin-token"), &token)?;
+                write_private_file(&data.join("admin-token"), &token)?;
                 store.put_setting(ADMIN_TOKEN_SETTING, &hash).await?;
                 eprintln!(
                     "arcus: generated admin token (shown once; also in {}/admin-token):\n{token}",
@@ -226,7 +235,8 @@ fn node_id(data: &Path) -> Result<String> {
     }
 }
 
-fn write_token_file(path: &Path, token: &str) -> Result<()> {
+/// Writes a file only its owner may read (mode 0600): tokens and keys.
+pub(crate) fn write_private_file(path: &Path, token: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

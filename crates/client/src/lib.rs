@@ -18,6 +18,7 @@ mod events;
 mod invoke;
 mod logs;
 mod observe;
+mod secrets;
 mod tokens;
 mod triggers;
 

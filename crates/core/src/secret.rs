@@ -37,13 +37,6 @@ pub struct SecretInfo {
     pub updated_at: Timestamp,
 }
 
-/// `GET /apps/{app}/secrets`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct SecretList {
-    /// The app's secrets by name.
-    pub secrets: Vec<SecretInfo>,
-}
-
 /// A secret as the store keeps it: the AEAD ciphertext, its nonce and the id of the key
 /// that sealed it. Opening it needs that key and the same app and name (they are the
 /// associated data).
@@ -92,8 +85,7 @@ pub fn validate_secret_name(name: &str) -> Result<()> {
     let ok = !b.is_empty()
         && b.len() <= MAX_SECRET_NAME_BYTES
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-');
     if ok {
         Ok(())
@@ -129,9 +121,7 @@ pub fn secret_refs(text: &str) -> Result<Vec<&str>> {
     while let Some(at) = rest.find(REF_OPEN) {
         let after = &rest[at + REF_OPEN.len()..];
         let Some(end) = after.find('}') else {
-            return Err(Error::invalid(
-                "a `${secret:` reference has no closing `}`",
-            ));
+            return Err(Error::invalid("a `${secret:` reference has no closing `}`"));
         };
         let name = &after[..end];
         validate_secret_name(name).map_err(|e| Error::invalid(e.message))?;
@@ -153,9 +143,7 @@ pub fn expand_secret_refs(
         out.push_str(&rest[..at]);
         let after = &rest[at + REF_OPEN.len()..];
         let Some(end) = after.find('}') else {
-            return Err(Error::invalid(
-                "a `${secret:` reference has no closing `}`",
-            ));
+            return Err(Error::invalid("a `${secret:` reference has no closing `}`"));
         };
         let name = &after[..end];
         match lookup(name) {

@@ -5,9 +5,7 @@
 
 use crate::Engine;
 use arcus_core::limits::MAX_SECRETS_PER_APP;
-use arcus_core::secret::{
-    SealedSecret, SecretInfo, SecretList, validate_secret_name, validate_secret_value,
-};
+use arcus_core::secret::{SealedSecret, SecretInfo, validate_secret_name, validate_secret_value};
 use arcus_core::{Error, ErrorCode, Result};
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -213,12 +211,10 @@ impl Engine {
         Ok(self.inner.store.get_secret(app, name).await?.info())
     }
 
-    /// An app's secrets (names and times, never values).
-    pub async fn list_secrets(&self, app: &str) -> Result<SecretList> {
+    /// An app's secrets by name (names and times, never values).
+    pub async fn list_secrets(&self, app: &str) -> Result<Vec<SecretInfo>> {
         let secrets = self.inner.store.list_secrets(app).await?;
-        Ok(SecretList {
-            secrets: secrets.iter().map(SealedSecret::info).collect(),
-        })
+        Ok(secrets.iter().map(SealedSecret::info).collect())
     }
 
     /// Deletes a secret. Functions and triggers that still refer to it fail to start

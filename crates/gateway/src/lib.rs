@@ -12,6 +12,8 @@ mod logs;
 mod observe;
 mod openapi;
 mod params;
+mod secrets;
+pub mod server;
 mod tokens;
 mod trace;
 mod triggers;
@@ -125,6 +127,11 @@ fn api_router(state: AppState) -> Router<AppState> {
         )
         .route("/api/v1/apps/{app}/stats", get(observe::app_stats))
         .route("/api/v1/apps/{app}/usage", get(observe::usage))
+        .route("/api/v1/apps/{app}/secrets", get(secrets::list_secrets))
+        .route(
+            "/api/v1/apps/{app}/secrets/{name}",
+            axum::routing::put(secrets::put_secret).delete(secrets::delete_secret),
+        )
         .route(&format!("{fn_path}/logs"), get(logs::function_logs))
         .route("/api/v1/apps/{app}/logs", get(logs::app_logs))
         .route(&format!("{fn_path}/instances"), get(api::instances))

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use crate::{api, events, logs, observe, tokens, triggers};
+use crate::{api, events, logs, observe, secrets, tokens, triggers};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -20,6 +20,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         triggers::create_trigger, triggers::list_triggers, triggers::get_trigger, triggers::update_trigger,
         triggers::delete_trigger, triggers::webhook,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
+        secrets::put_secret, secrets::list_secrets, secrets::delete_secret,
     ),
     components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode)),
     modifiers(&BearerAuth),

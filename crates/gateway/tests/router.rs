@@ -15,5 +15,7 @@ mod errors;
 mod invoke;
 #[path = "router/logs.rs"]
 mod logs;
+#[path = "router/secrets.rs"]
+mod secrets;
 #[path = "router/triggers.rs"]
 mod triggers;

@@ -8,6 +8,7 @@ pub mod invoke;
 pub mod observe;
 pub mod queue;
 pub mod records;
+pub mod secret;
 pub mod token;
 pub mod trigger;
 pub mod versions;

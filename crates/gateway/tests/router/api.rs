@@ -325,6 +325,8 @@ fn served_paths() -> Vec<(&'static str, &'static [&'static str])> {
         ("/api/v1/apps/{app}/stats", &["get"]),
         ("/api/v1/apps/{app}/usage", &["get"]),
         ("/api/v1/apps/{app}/logs", &["get"]),
+        ("/api/v1/apps/{app}/secrets", &["get"]),
+        ("/api/v1/apps/{app}/secrets/{name}", &["delete", "put"]),
         (
             "/api/v1/apps/{app}/functions/{function}/instances",
             &["get"],

@@ -115,7 +115,11 @@ pub(super) async fn list_secrets(
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn delete_secret(conn: &mut SqliteConnection, app: &str, name: &str) -> Result<()> {
+pub(super) async fn delete_secret(
+    conn: &mut SqliteConnection,
+    app: &str,
+    name: &str,
+) -> Result<()> {
     require_app(conn, app).await?;
     let done = sqlx::query("DELETE FROM secrets WHERE app = ? AND name = ?")
         .bind(app)

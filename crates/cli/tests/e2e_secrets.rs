@@ -1,0 +1,169 @@
+//! End-to-end: secrets through the real `arcus` binary — set from stdin with
+//! `arcus secret set`, listed without values, injected into a wasm function as an
+//! environment variable — and the plain value is nowhere else: not in any API answer
+//! (function, version, secrets, records, logs), not in the node's own log output, not
+//! in the SQLite files' raw bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use arcus_core::api::CreateFunction;
+use arcus_testkit::fixtures;
+use arcus_testkit::node::Node;
+use common::{api_get, bin, failed, get, http, ok, ok_json};
+use std::io::Write;
+use std::process::Stdio;
+
+const VALUE: &str = "pl41n-s3cr3t-9d8e7f6a5b";
+
+/// Runs `arcus secret set <app> <name>` with `value` on stdin.
+fn set_from_stdin(node: &Node, app: &str, name: &str, value: &str) -> std::process::Output {
+    let mut child = node
+        .command(["secret", "set", app, name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn assert_absent(what: &str, haystack: &[u8]) {
+    let needle = VALUE.as_bytes();
+    assert!(
+        !haystack.windows(needle.len()).any(|w| w == needle),
+        "the secret value is in {what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_reach_the_function_and_nothing_else() {
+    let node = Node::start(bin());
+    node.create_app("shop").await;
+    let out = set_from_stdin(&node, "shop", "DB_PASS", VALUE);
+    let printed = ok(&out);
+    assert!(printed.contains("DB_PASS"), "{printed}");
+    assert_absent("the CLI's output", printed.as_bytes());
+    // A reference to a missing secret is refused when the function is created.
+    let missing = node
+        .client()
+        .create_function(
+            "shop",
+            &CreateFunction {
+                name: "nope".into(),
+                secrets: Some([("X".to_string(), "MISSING".to_string())].into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        missing.is_code(arcus_core::ErrorCode::SecretNotFound),
+        "{missing}"
+    );
+
+    node.deploy(
+        "shop",
+        CreateFunction {
+            name: "env".into(),
+            secrets: Some([("DB_PASSWORD".to_string(), "DB_PASS".to_string())].into()),
+            ..Default::default()
+        },
+        &fixtures::path("env"),
+    )
+    .await;
+    let http = http();
+    let r = get(&http, &node.fn_url("shop/env", "/DB_PASSWORD")).await;
+    assert_eq!((r.status, r.body.as_str()), (200, VALUE));
+    // The function's own output is its business; everything else must not show it.
+    let listed = ok_json(&node.cli(["secret", "list", "shop", "--json"]));
+    assert_eq!(listed["items"][0]["name"], "DB_PASS");
+    assert_absent("`secret list`", listed.to_string().as_bytes());
+    let table = ok(&node.cli(["secret", "list", "shop"]));
+    assert!(table.contains("DB_PASS"));
+    for path in [
+        "apps/shop/functions/env",
+        "apps/shop/functions/env/versions",
+        "apps/shop/functions/env/versions/1",
+        "apps/shop/secrets",
+        "apps/shop/invocations",
+        "apps/shop/logs",
+        "openapi.json",
+    ] {
+        let (status, body) = api_get(&node, path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_absent(path, body.to_string().as_bytes());
+    }
+    let (_, f) = api_get(&node, "apps/shop/functions/env").await;
+    assert_eq!(f["secrets"]["DB_PASSWORD"], "DB_PASS");
+
+    // Deleting the secret: the next call fails naming the variable, not the value.
+    ok(&node.cli(["secret", "delete", "shop", "DB_PASS"]));
+    let r = get(&http, &node.fn_url("shop/env", "/DB_PASSWORD")).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert_eq!(r.error_code().as_deref(), Some("init_error"));
+    assert!(r.body.contains("DB_PASSWORD"));
+    let gone = failed(&node.cli(["secret", "delete", "shop", "DB_PASS"]));
+    assert!(gone.contains("secret_not_found"), "{gone}");
+
+    // Raw bytes of the store (database and WAL) and the node's log output.
+    for file in ["arcus.db", "arcus.db-wal"] {
+        if let Ok(bytes) = std::fs::read(node.data_dir().join(file)) {
+            assert_absent(file, &bytes);
+        }
+    }
+    assert_absent("the node's log output", node.stderr_text().as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_are_sealed_at_rest_and_survive_a_restart_with_the_key_file() {
+    let node = Node::start(bin());
+    node.create_app("shop").await;
+    ok(&node.cli(["secret", "set", "shop", "TOKEN", "--value", VALUE]));
+    let key_file = node.data_dir().join("secret-key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    node.deploy(
+        "shop",
+        CreateFunction {
+            name: "env".into(),
+            secrets: Some([("TOKEN".to_string(), "TOKEN".to_string())].into()),
+            ..Default::default()
+        },
+        &fixtures::path("env"),
+    )
+    .await;
+    let node = node.restart();
+    let r = get(&http(), &node.fn_url("shop/env", "/TOKEN")).await;
+    assert_eq!((r.status, r.body.as_str()), (200, VALUE));
+    for file in ["arcus.db", "arcus.db-wal"] {
+        if let Ok(bytes) = std::fs::read(node.data_dir().join(file)) {
+            assert_absent(file, &bytes);
+        }
+    }
+}
+
+#[test]
+fn a_bad_secret_key_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("ARCUS_SECRET_KEY", "too-short")
+        .env_remove("ARCUS_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ARCUS_SECRET_KEY"), "{err}");
+    assert!(!err.contains("too-short"), "{err}");
+}
