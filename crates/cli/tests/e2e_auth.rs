@@ -493,6 +493,12 @@ async fn the_cli_creates_lists_and_revokes_tokens() {
     assert_eq!(status, 401);
     let (status, _) = call(&node, "GET", "/fn/a/echo/", Some(&token), None).await;
     assert_eq!(status, 200);
+    // Its use is recorded (to the minute, off the request path).
+    poll("last_used_at to be set", Duration::from_secs(5), || async {
+        let tokens = node.client().list_tokens().await.unwrap();
+        tokens[0].last_used_at.map(|_| ())
+    })
+    .await;
     let f = node.client().get_function("a", "echo").await.unwrap();
     assert_eq!(f.meta.auth, FunctionAuth::Token);
     let bad = common::failed(&node.cli(["token", "create", "--scope", "app:A:invoke"]));

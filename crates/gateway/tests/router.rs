@@ -17,5 +17,7 @@ mod invoke;
 mod logs;
 #[path = "router/secrets.rs"]
 mod secrets;
+#[path = "router/tokens.rs"]
+mod tokens;
 #[path = "router/triggers.rs"]
 mod triggers;
