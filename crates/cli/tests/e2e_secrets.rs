@@ -167,3 +167,75 @@ fn a_bad_secret_key_stops_the_start_naming_the_key() {
     assert!(err.contains("ARCUS_SECRET_KEY"), "{err}");
     assert!(!err.contains("too-short"), "{err}");
 }
+
+/// `POST .../triggers` with a JSON body; status and body.
+async fn create_trigger(node: &Node, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let resp = http()
+        .post(format!(
+            "{}/api/v1/apps/shop/functions/env/triggers",
+            node.url()
+        ))
+        .bearer_auth(node.token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_trigger_reads_its_password_from_a_secret() {
+    if std::net::TcpStream::connect("127.0.0.1:5672").is_err() {
+        eprintln!("RabbitMQ is not running on 127.0.0.1:5672; skipped");
+        return;
+    }
+    let node = Node::start(bin());
+    node.create_app("shop").await;
+    node.deploy(
+        "shop",
+        CreateFunction {
+            name: "env".into(),
+            ..Default::default()
+        },
+        &fixtures::path("env"),
+    )
+    .await;
+    let trigger = |password: &str| {
+        serde_json::json!({ "name": "mq", "config": {
+            "type": "amqp", "url": "amqp://127.0.0.1:5672/%2f", "queue": "arcus-secret-ref",
+            "username": "guest", "password": password } })
+    };
+    // A reference to a secret the app does not have: refused, nothing created.
+    let (status, body) = create_trigger(&node, trigger("${secret:MQ_PASS}")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "secret_not_found");
+    ok(&node.cli(["secret", "set", "shop", "MQ_PASS", "--value", "guest"]));
+    let (status, body) = create_trigger(&node, trigger("${secret:MQ_PASS}")).await;
+    assert_eq!(status, 201, "{body}");
+    // The trigger connects with the secret's value (RabbitMQ refuses a wrong password).
+    let path = "apps/shop/functions/env/triggers/mq";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, view) = api_get(&node, path).await;
+        if view["status"]["state"] == "connected" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trigger never connected: {view}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Stored as written: the reference, not the value.
+    let stored = node
+        .client()
+        .get_trigger("shop", "env", "mq")
+        .await
+        .unwrap();
+    assert_eq!(stored.trigger.name, "mq");
+    let raw = std::fs::read(node.data_dir().join("arcus.db-wal"))
+        .or_else(|_| std::fs::read(node.data_dir().join("arcus.db")))
+        .unwrap();
+    let reference = b"${secret:MQ_PASS}";
+    assert!(raw.windows(reference.len()).any(|w| w == reference));
+}

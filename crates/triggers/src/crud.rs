@@ -26,6 +26,7 @@ impl Manager {
         Qualifier::parse(&qualifier)
             .map_err(|e| Error::invalid(format!("qualifier: {}", e.message)))?;
         validate_config(&req.config)?;
+        crate::secrets::check(self.sink(), app, &req.config).await?;
         let store = self.store();
         let existing = store.list_triggers(app, function).await?;
         if existing.iter().any(|t| t.name == req.name) {
@@ -93,6 +94,7 @@ impl Manager {
         if let Some(mut config) = req.config {
             keep_secrets(&t.config, &mut config);
             validate_config(&config)?;
+            crate::secrets::check(self.sink(), app, &config).await?;
             t.config = config;
         }
         t.updated_at = Timestamp::now_utc().max(t.updated_at);

@@ -9,6 +9,7 @@ mod cron;
 mod crud;
 mod manager;
 mod registry;
+mod secrets;
 mod sink;
 mod source;
 pub mod validate;

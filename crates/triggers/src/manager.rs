@@ -165,7 +165,8 @@ impl Manager {
             }
         };
         let source = source_for(&trigger.config, &self.inner.deps);
-        let ctx = SourceCtx {
+        let sink = self.inner.sink.clone();
+        let mut ctx = SourceCtx {
             trigger: Arc::new(trigger.clone()),
             invoker: Invoker::new(self.inner.sink.clone(), target, trigger.config.kind()),
             status: status.clone(),
@@ -174,6 +175,11 @@ impl Manager {
         };
         let id = trigger.id.clone();
         let task = tokio::spawn(async move {
+            // The source gets a copy with its `${secret:…}` references expanded.
+            let Some(live) = with_secrets(&*sink, &ctx).await else {
+                return;
+            };
+            ctx.trigger = Arc::new(live);
             source.run(ctx).await;
             tracing::debug!(trigger = %id, "triggers: source stopped");
         });
@@ -280,6 +286,11 @@ impl Manager {
         }
     }
 
+    /// Where the triggers' events go (the engine).
+    pub(crate) fn sink(&self) -> &dyn EventSink {
+        &*self.inner.sink
+    }
+
     /// The metadata store.
     pub(crate) fn store(&self) -> &std::sync::Arc<dyn Store> {
         &self.inner.store
@@ -294,6 +305,28 @@ impl Manager {
 }
 
 /// Where a trigger's events go.
+/// How long a trigger whose secrets cannot be read waits before trying again.
+const SECRET_RETRY: Duration = Duration::from_secs(5);
+
+/// The trigger of `ctx` with its secret references expanded, retrying (with the error in
+/// its status) until they can be read; `None` once the source is cancelled.
+async fn with_secrets(sink: &dyn EventSink, ctx: &SourceCtx) -> Option<Trigger> {
+    let mut live = (*ctx.trigger).clone();
+    loop {
+        match crate::secrets::expand(sink, &live.app, &mut live.config).await {
+            Ok(()) => return Some(live),
+            Err(e) => {
+                live.config = ctx.trigger.config.clone();
+                ctx.status.connecting(e.message);
+                tokio::select! {
+                    () = ctx.cancel.cancelled() => return None,
+                    () = tokio::time::sleep(SECRET_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
 fn target_of(trigger: &Trigger) -> Result<Target> {
     Ok(Target {
         app: trigger.app.clone(),

@@ -22,6 +22,23 @@ pub trait EventSink: Send + Sync + 'static {
         payload: Bytes,
         idempotency_key: Option<String>,
     ) -> Result<String>;
+    /// `secret_not_found` unless every named secret exists in `app` (a sink without
+    /// secrets knows none).
+    async fn check_secrets(&self, app: &str, names: &[String]) -> Result<()> {
+        let _ = app;
+        match names.first() {
+            None => Ok(()),
+            Some(name) => Err(arcus_core::Error::new(
+                arcus_core::ErrorCode::SecretNotFound,
+                format!("secret `{name}` does not exist"),
+            )),
+        }
+    }
+    /// `text` with its `${secret:NAME}` references replaced by the app's values.
+    async fn expand_secrets(&self, app: &str, text: &str) -> Result<String> {
+        let _ = app;
+        arcus_core::secret::expand_secret_refs(text, |_| None)
+    }
 }
 
 #[async_trait]
@@ -38,5 +55,14 @@ impl EventSink for Engine {
         idempotency_key: Option<String>,
     ) -> Result<String> {
         Engine::enqueue(self, target, kind, payload, idempotency_key).await
+    }
+
+    async fn check_secrets(&self, app: &str, names: &[String]) -> Result<()> {
+        self.check_secrets_exist(app, names.iter().map(String::as_str))
+            .await
+    }
+
+    async fn expand_secrets(&self, app: &str, text: &str) -> Result<String> {
+        Engine::expand_secrets(self, app, text).await
     }
 }
