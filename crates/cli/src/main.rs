@@ -13,7 +13,7 @@ mod target;
 
 use clap::{Parser, Subcommand};
 use commands::{
-    alias, app, deploy, function, invoke, observe, queue, records, secret, token, trigger,
+    alias, app, deploy, function, invoke, observe, queue, records, secret, token, top, trigger,
     versions,
 };
 use std::process::ExitCode;
@@ -55,6 +55,8 @@ enum Command {
     Stats(records::StatsArgs),
     /// Metered use (invocations, GB-seconds, egress) per function and hour.
     Usage(records::UsageArgs),
+    /// A live view of the functions by request rate: rps, p99, errors, instances.
+    Top(top::TopArgs),
     /// Show where one invocation is (async: queued … dead_lettered, with attempts).
     Invocation(queue::InvocationArgs),
     /// List a function's async invocations and redrive its dead letters.
@@ -82,6 +84,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Invocations(args) => records::invocations(args).await?,
         Command::Stats(args) => records::stats(args).await?,
         Command::Usage(args) => records::usage(args).await?,
+        Command::Top(args) => top::run(args).await?,
         Command::Trigger(cmd) => trigger::run(cmd).await?,
         Command::Secret(cmd) => secret::run(cmd).await?,
         Command::Token(cmd) => token::run(cmd).await?,

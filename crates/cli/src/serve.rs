@@ -100,7 +100,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         triggers: triggers.clone(),
         metrics: Some(install_metrics()?),
     });
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     eprintln!("arcus listening on {scheme}://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -198,12 +202,16 @@ fn install_metrics() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
     const BUCKETS: [f64; 14] = [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 900.0,
     ];
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            metrics_exporter_prometheus::Matcher::Full(arcus_engine::metrics::DURATION.to_string()),
-            &BUCKETS,
-        )
-        .context("bad histogram buckets")?
+    let mut builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+    for name in arcus_engine::metrics::DURATION_HISTOGRAMS {
+        builder = builder
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(name.to_string()),
+                &BUCKETS,
+            )
+            .context("bad histogram buckets")?;
+    }
+    builder
         .install_recorder()
         .context("cannot install the metrics recorder")
         .inspect(|handle| {

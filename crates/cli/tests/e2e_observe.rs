@@ -283,3 +283,192 @@ async fn bad_queries_are_refused_and_the_cli_reads_the_same() {
         "{out:?}"
     );
 }
+
+/// The value of the first sample of `name` whose line holds every label of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|lab| l.contains(lab)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn scrape(node: &Node) -> String {
+    let r = http()
+        .get(format!("{}/metrics", node.url()))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// `/metrics` beyond the counters: version labels only for aliased versions, gauges of
+/// in-flight invocations and busy components sampled while a call runs, throttles, cold
+/// starts with their init duration, the async queue's depth and age, trigger lag, and
+/// store and compile timings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_versions_gauges_throttles_queue_and_timings() {
+    use arcus_core::api::PublishVersion;
+    use arcus_core::events::AsyncConfig;
+    use arcus_core::scaling::Scaling;
+    let node = Node::start(bin());
+    node.create_app("met").await;
+    let one_slot = Scaling {
+        max_instances: 1,
+        concurrency_per_instance: Some(1),
+        queue_timeout_ms: 100,
+        ..Default::default()
+    };
+    let spec = CreateFunction {
+        scaling: Some(one_slot),
+        ..plain("nap")
+    };
+    node.deploy("met", spec, &fixtures::path("sleep")).await;
+    let client = node.client();
+    let v2 = client
+        .publish_version("met", "nap", &PublishVersion::default())
+        .await
+        .unwrap();
+    let h = http();
+    for target in [
+        "met/nap",
+        "met/nap@live",
+        &format!("met/nap@{}", v2.version),
+    ] {
+        let r = h
+            .get(node.fn_url(target, "sleep?ms=1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{target}");
+    }
+    // While one call holds the only slot: it is in flight, its component busy, and a
+    // second call is throttled.
+    let busy = h.get(node.fn_url("met/nap", "sleep?ms=1500")).send();
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let text = scrape(&node).await;
+        let late = h
+            .get(node.fn_url("met/nap", "sleep?ms=1"))
+            .send()
+            .await
+            .unwrap();
+        (text, late.status())
+    };
+    let (busy, (text, late)) = tokio::join!(busy, during);
+    assert_eq!(busy.unwrap().status(), 200);
+    assert_eq!(late, 429);
+    let labels = ["app=\"met\"", "function=\"nap\""];
+    assert_eq!(
+        sample(&text, "arcus_in_flight", &labels),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "arcus_wasm_components", &["state=\"busy\""]),
+        Some(1.0)
+    );
+
+    // A draft that was never pre-warmed starts cold.
+    client.create_function("met", &plain("cold")).await.unwrap();
+    let echo = std::fs::read(fixtures::path("echo")).unwrap();
+    client.upload_code("met", "cold", echo).await.unwrap();
+    let r = h
+        .get(node.fn_url("met/cold@draft", "/"))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // An async event whose retry is a minute away stays in the queue as `failed`.
+    let retry_later = AsyncConfig {
+        max_retries: 1,
+        retry_base_ms: 60_000,
+        ..AsyncConfig::default()
+    };
+    let spec = CreateFunction {
+        async_config: Some(retry_later),
+        ..plain("flaky")
+    };
+    node.deploy("met", spec, &fixtures::path("flaky")).await;
+    let r = h
+        .post(format!(
+            "{}/api/v1/apps/met/functions/flaky/invoke?mode=async",
+            node.url()
+        ))
+        .bearer_auth(node.token())
+        .json(&serde_json::json!({"fail_until": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = scrape(&node).await;
+        let failed = ["function=\"flaky\"", "status=\"failed\""];
+        if sample(&text, "arcus_queue_depth", &failed) == Some(1.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the event never failed: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ok = |version: &str| {
+        let v = format!("version=\"{version}\"");
+        sample(
+            &text,
+            "arcus_invocations_total",
+            &["function=\"nap\"", &v, "status=\"succeeded\""],
+        )
+    };
+    assert_eq!(ok("1"), Some(3.0), "{text}");
+    assert_eq!(ok("other"), Some(1.0), "v2 has no alias: {text}");
+    assert_eq!(
+        sample(&text, "arcus_invocations_total", &["version=\"2\""]),
+        None
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "arcus_throttles_total",
+            &["function=\"nap\"", "code=\"throttled\""]
+        ),
+        Some(1.0)
+    );
+    let cold = ["function=\"cold\""];
+    assert_eq!(sample(&text, "arcus_cold_starts_total", &cold), Some(1.0));
+    assert_eq!(
+        sample(&text, "arcus_init_duration_seconds_count", &cold),
+        Some(1.0)
+    );
+    let count = |name: &str, labels: &[&str]| sample(&text, name, labels).unwrap_or(0.0);
+    assert!(count("arcus_queue_oldest_age_seconds", &["function=\"flaky\""]) > 0.0);
+    assert_eq!(
+        count("arcus_trigger_lag_seconds_count", &["trigger=\"async\""]),
+        1.0
+    );
+    let compile = "arcus_compile_duration_seconds_count";
+    assert!(
+        count(compile, &["runtime=\"wasm\"", "phase=\"build\""]) >= 3.0,
+        "{text}"
+    );
+    assert!(
+        count(compile, &["runtime=\"wasm\"", "phase=\"load\""]) >= 3.0,
+        "{text}"
+    );
+    let store = "arcus_store_operation_duration_seconds_count";
+    for op in [
+        "insert_invocations",
+        "enqueue_events",
+        "claim_events",
+        "load_route",
+    ] {
+        assert!(
+            count(store, &[&format!("op=\"{op}\"")]) >= 1.0,
+            "{op}: {text}"
+        );
+    }
+    assert_eq!(sample(&text, "arcus_in_flight", &labels), Some(0.0));
+}

@@ -32,6 +32,21 @@ pub struct InvocationFilter {
 }
 
 impl Client {
+    /// `GET /metrics`: the node's metrics in the Prometheus text format (admin token).
+    pub async fn metrics_text(&self) -> Result<String> {
+        let url = reqwest::Url::parse(&format!("{}/metrics", self.server)).map_err(|e| {
+            crate::ClientError::InvalidUrl {
+                url: self.server.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(self
+            .send(self.request(Method::GET, url))
+            .await?
+            .text()
+            .await?)
+    }
+
     /// `GET /apps/{app}/invocations`: one page of an app's records, newest first.
     pub async fn query_invocations(
         &self,

@@ -326,6 +326,21 @@ pub struct Event {
     pub error_code: Option<String>,
 }
 
+/// How many unfinished events a function has in one status, for the queue metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// App name.
+    pub app: String,
+    /// Function name.
+    pub function: String,
+    /// Queued, failed (a retry is scheduled) or running.
+    pub status: EventStatus,
+    /// Events in that status.
+    pub count: u64,
+    /// When the oldest of them was accepted.
+    pub oldest: Timestamp,
+}
+
 /// How one attempt of an event ended, as the worker reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptResult {

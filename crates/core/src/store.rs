@@ -2,7 +2,7 @@
 //! later); callers only see these traits, picked by config.
 
 use crate::Result;
-use crate::events::{AttemptResult, Event, EventStatus, NewEvent};
+use crate::events::{AttemptResult, Event, EventStatus, NewEvent, QueueDepth};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine, LogStream};
 use crate::secret::SealedSecret;
@@ -225,6 +225,9 @@ pub trait Store: Send + Sync + 'static {
     /// id it is known by — an earlier event's id when its idempotency key was used on
     /// the same function within 24 h — or `function_not_found`.
     async fn enqueue_events(&self, events: &[NewEvent]) -> Result<Vec<Result<String>>>;
+    /// Unfinished events (queued, failed with a retry scheduled, running) by function
+    /// and status, with the oldest one's acceptance time: the queue metrics.
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>>;
     /// Functions with events that may start at `now`, and the next later due time.
     async fn due_functions(&self, now: Timestamp) -> Result<(Vec<DueFunction>, Option<Timestamp>)>;
     /// Leases up to `limit` due events of a function (oldest first) to `owner` until

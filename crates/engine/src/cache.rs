@@ -150,6 +150,14 @@ pub(crate) struct ComponentState {
     pub load_time: Duration,
 }
 
+/// How many components are in each state, for the metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ComponentCounts {
+    pub idle: u32,
+    pub busy: u32,
+    pub loading: u32,
+}
+
 /// Loaded components by code sha256. Identical code shared by many functions is loaded
 /// once. A component idle past its keep-alive is unloaded by [`ComponentCache::reclaim`]
 /// (scale to zero); past `capacity`, the least recently active idle one goes first.
@@ -220,6 +228,21 @@ impl ComponentCache {
             idle_for: slot.idle_for(now).unwrap_or_default(),
             load_time: loaded.load_time,
         })
+    }
+
+    /// How many components are loaded and idle, loaded and busy, and being loaded.
+    pub fn counts(&self) -> ComponentCounts {
+        let slots = lock(&self.slots);
+        let mut c = ComponentCounts::default();
+        for slot in slots.values() {
+            let busy = slot.activity.in_flight.load(Ordering::Acquire) > 0;
+            match (slot.cell.get().is_some(), busy) {
+                (false, _) => c.loading += 1,
+                (true, true) => c.busy += 1,
+                (true, false) => c.idle += 1,
+            }
+        }
+        c
     }
 
     #[cfg(test)]

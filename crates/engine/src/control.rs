@@ -5,7 +5,7 @@ use arcus_core::api::{
     CreateApp, CreateFunction, InstanceState, InstanceView, PublishVersion, PutAlias, UpdateApp,
     UpdateFunction,
 };
-use arcus_core::model::{Alias, App, Function, Timestamp, Version};
+use arcus_core::model::{Alias, App, Function, Runtime, Timestamp, Version};
 use arcus_core::names::{validate_alias, validate_name};
 use arcus_core::{Error, ErrorCode, Result, limits};
 use arcus_runtime_wasm::WasmError;
@@ -128,11 +128,13 @@ impl Engine {
                         "code is over 100 MiB",
                     ));
                 }
+                let started = std::time::Instant::now();
                 self.inner
                     .wasm
                     .prepare(&sha, code.clone())
                     .await
                     .map_err(wasm_error)?;
+                crate::metrics::compile(Runtime::Wasm, "build", started.elapsed());
             }
             Some(kind) => {
                 if code.len() > limits::MAX_ZIP_CODE_BYTES {
@@ -142,9 +144,11 @@ impl Engine {
                     ));
                 }
                 let rt = self.process_runtime()?;
+                let started = std::time::Instant::now();
                 rt.prepare(kind, &sha, code.clone())
                     .await
                     .map_err(crate::process::prepare_error)?;
+                crate::metrics::compile(f.config.runtime, "build", started.elapsed());
                 let handler = f.config.handler.clone().unwrap_or_default();
                 rt.check_entrypoint(kind, &sha, &handler)
                     .map_err(crate::process::prepare_error)?;

@@ -8,7 +8,7 @@ use crate::cache::{Lease, Loaded, Route, Usage};
 use crate::control::wasm_error;
 use crate::recorder::PendingRecord;
 use crate::trace::{InvocationSpans, TraceCtx};
-use arcus_core::model::{ExecConfig, Timestamp};
+use arcus_core::model::{ExecConfig, Runtime, Timestamp};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use arcus_core::scaling::Scaling;
@@ -171,6 +171,7 @@ impl Engine {
                 egress_bytes: 0,
                 trace_id: Some(ctx.trace_id_hex()),
             },
+            crate::metrics::version_label(resolved.version, &route.aliases),
         );
         pending.spans = spans;
         let slot = self
@@ -184,7 +185,8 @@ impl Engine {
                 scaling: &resolved.scaling,
                 quotas: &route.quotas,
             })
-            .await?;
+            .await
+            .inspect_err(|e| crate::metrics::throttle(&target.app, &target.function, e.code))?;
         if let Some(kind) = crate::process::kind(resolved.config.runtime) {
             let input = with_traceparent(input, &traceparent);
             let result = self
@@ -215,8 +217,9 @@ impl Engine {
         mut pending: PendingRecord,
         slot: crate::activator::Slot,
     ) -> Result<Invoked> {
-        let (component, cold, lease) = self.component(&resolved.sha256, &resolved.scaling).await?;
-        pending.record.cold_start = cold;
+        let (component, init, lease) = self.component(&resolved.sha256, &resolved.scaling).await?;
+        pending.record.cold_start = init.is_some();
+        pending.init = init;
         if let Some(s) = &mut pending.spans {
             s.acquired(None);
         }
@@ -265,6 +268,7 @@ impl Engine {
             return Ok(r);
         }
         let generation = self.inner.routes.generation();
+        let started = std::time::Instant::now();
         let store = &self.inner.store;
         let f = store.get_function(app, function).await?;
         let aliases: HashMap<_, _> = store
@@ -274,6 +278,7 @@ impl Engine {
             .map(|a| (a.name, a.target))
             .collect();
         let quotas = store.get_app(app).await?.quotas;
+        crate::metrics::store_op("load_route", started);
         let route = Arc::new(Route::new(f, aliases, quotas));
         self.inner
             .routes
@@ -343,16 +348,15 @@ impl Engine {
         &self,
         sha: &str,
         scaling: &Scaling,
-    ) -> Result<(Arc<LoadedComponent>, bool, Lease)> {
+    ) -> Result<(Arc<LoadedComponent>, Option<Duration>, Lease)> {
         let usage = Usage {
             keep_alive: Duration::from_secs(u64::from(scaling.keep_alive_s)),
             pinned: scaling.min_instances > 0,
         };
         let (cell, lease) = self.inner.components.checkout(sha, usage);
-        let mut cold = false;
+        let mut init = None;
         let loaded = cell
             .get_or_try_init(|| async {
-                cold = true;
                 let started = tokio::time::Instant::now();
                 let blobs = self.inner.blobs.clone();
                 let key = sha.to_string();
@@ -370,14 +374,17 @@ impl Engine {
                 if source == LoadSource::Compiled {
                     tracing::info!(%sha, "compiled component (no artefact was cached)");
                 }
+                let load_time = started.elapsed();
+                crate::metrics::compile(Runtime::Wasm, "load", load_time);
+                init = Some(load_time);
                 Ok::<_, Error>(Loaded {
                     component: c,
                     loaded_at: tokio::time::Instant::now(),
-                    load_time: started.elapsed(),
+                    load_time,
                 })
             })
             .await?;
-        Ok((loaded.component.clone(), cold, lease))
+        Ok((loaded.component.clone(), init, lease))
     }
 
     fn spec(&self, target: &Target, r: &Resolved) -> InvokeSpec {
@@ -466,6 +473,7 @@ fn finish_wasm(pending: PendingRecord, done: Completion) {
         .into_iter()
         .map(|l| (l.stream, l.timestamp, l.message));
     // The wasm runtime writes no platform lines of its own (process runtimes do).
-    let lines = crate::logs::with_platform_lines(&pending.record, done.duration, lines);
+    let lines =
+        crate::logs::with_platform_lines(&pending.record, done.duration, pending.init, lines);
     pending.finish(done.duration, status, code, lines);
 }

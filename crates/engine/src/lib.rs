@@ -12,6 +12,7 @@ mod control;
 mod dispatch;
 mod egress;
 mod events;
+mod gauges;
 mod lifecycle;
 mod logs;
 pub mod metrics;

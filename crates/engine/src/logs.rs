@@ -30,10 +30,12 @@ pub const RETENTION_BATCH: u32 = 5_000;
 const RETENTION_PAUSE: Duration = Duration::from_millis(20);
 
 /// Lambda's platform lines around a wasm invocation's own: `START` (at its start),
-/// then `lines`, then `END` and `REPORT` (at its end, never before its last line).
+/// then `lines`, then `END` and `REPORT` (at its end, never before its last line; with
+/// the component's load time as `Init Duration` after a cold start).
 pub(crate) fn with_platform_lines(
     record: &InvocationRecord,
     duration: Duration,
+    init: Option<Duration>,
     lines: impl IntoIterator<Item = (LogStream, Timestamp, String)>,
 ) -> Vec<(LogStream, Timestamp, String)> {
     let id = &record.id;
@@ -54,13 +56,14 @@ pub(crate) fn with_platform_lines(
     let billed = duration.as_micros().div_ceil(1000).max(1);
     let memory = record.memory_mb;
     out.push((LogStream::Platform, end, format!("END RequestId: {id}")));
-    out.push((
-        LogStream::Platform,
-        end,
-        format!(
-            "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory} MB"
-        ),
-    ));
+    let mut report = format!(
+        "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory} MB"
+    );
+    if let Some(init) = init {
+        let init_ms = init.as_secs_f64() * 1000.0;
+        report.push_str(&format!("\tInit Duration: {init_ms:.2} ms"));
+    }
+    out.push((LogStream::Platform, end, report));
     out
 }
 
@@ -226,7 +229,7 @@ mod tests {
     fn platform_lines_frame_the_guest_lines_in_lambda_format() {
         let guest = (LogStream::Stdout, Timestamp::UNIX_EPOCH, "hi".to_string());
         let d = Duration::from_micros(1_234_100);
-        let lines = with_platform_lines(&record(Some(3)), d, [guest.clone()]);
+        let lines = with_platform_lines(&record(Some(3)), d, None, [guest.clone()]);
         let text: Vec<&str> = lines.iter().map(|l| l.2.as_str()).collect();
         assert_eq!(
             text,
@@ -243,8 +246,14 @@ mod tests {
                 .all(|l| l.0 == LogStream::Platform || l.2 == "hi")
         );
         assert_eq!(lines[3].1, Timestamp::UNIX_EPOCH + d);
-        let draft = with_platform_lines(&record(None), Duration::ZERO, []);
+        let draft = with_platform_lines(&record(None), Duration::ZERO, None, []);
         assert_eq!(draft[0].2, "START RequestId: abc Version: $LATEST");
         assert!(draft[2].2.contains("Billed Duration: 1 ms"));
+        let cold = with_platform_lines(&record(None), d, Some(Duration::from_micros(2_500)), []);
+        assert!(
+            cold[2]
+                .2
+                .ends_with("Memory Size: 256 MB\tInit Duration: 2.50 ms")
+        );
     }
 }

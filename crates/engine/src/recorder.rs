@@ -70,14 +70,20 @@ pub(crate) struct PendingRecord {
     pub record: InvocationRecord,
     /// The invocation's spans, when the node exports them.
     pub spans: Option<Box<crate::trace::InvocationSpans>>,
+    /// Its `version` metric label (see [`crate::metrics::version_label`]).
+    pub version_label: String,
+    /// How long its cold start took, if it had one.
+    pub init: Option<Duration>,
 }
 
 impl PendingRecord {
-    pub fn new(recorder: Recorder, record: InvocationRecord) -> Self {
+    pub fn new(recorder: Recorder, record: InvocationRecord, version_label: String) -> Self {
         Self {
             recorder,
             record,
             spans: None,
+            version_label,
+            init: None,
         }
     }
 
@@ -107,7 +113,7 @@ impl PendingRecord {
                 trace_id: r.trace_id.clone(),
             })
             .collect();
-        crate::metrics::invocation(&self.record);
+        crate::metrics::invocation(&self.record, self.version_label, self.init);
         if let Some(spans) = self.spans.take() {
             spans.finish(&self.record);
         }
@@ -157,7 +163,10 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>, written: watch
 
 async fn write(store: &dyn Store, records: &mut Vec<InvocationRecord>, logs: &mut Vec<LogLine>) {
     if !records.is_empty() {
-        if let Err(e) = store.insert_invocations(records).await {
+        let started = std::time::Instant::now();
+        let result = store.insert_invocations(records).await;
+        crate::metrics::store_op("insert_invocations", started);
+        if let Err(e) = result {
             tracing::error!(
                 count = records.len(),
                 "cannot write invocation records: {e}"
@@ -166,7 +175,10 @@ async fn write(store: &dyn Store, records: &mut Vec<InvocationRecord>, logs: &mu
         records.clear();
     }
     for chunk in logs.chunks(MAX_BATCH * 4) {
-        if let Err(e) = store.insert_logs(chunk).await {
+        let started = std::time::Instant::now();
+        let result = store.insert_logs(chunk).await;
+        crate::metrics::store_op("insert_logs", started);
+        if let Err(e) = result {
             tracing::error!(count = chunk.len(), "cannot write log lines: {e}");
         }
     }

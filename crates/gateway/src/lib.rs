@@ -57,7 +57,7 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            handle.render(),
+            handle.render() + &s.engine.gauges().await,
         )
             .into_response(),
         None => error::not_found().await.into_response(),

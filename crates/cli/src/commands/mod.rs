@@ -10,5 +10,6 @@ pub mod queue;
 pub mod records;
 pub mod secret;
 pub mod token;
+pub mod top;
 pub mod trigger;
 pub mod versions;

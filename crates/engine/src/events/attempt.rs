@@ -107,6 +107,10 @@ impl Attempt {
     pub async fn run(self) {
         let now = Timestamp::now_utc();
         let age = now - self.event.new.now;
+        if self.event.attempts <= 1 {
+            let lag = std::time::Duration::try_from(age).unwrap_or_default();
+            crate::metrics::trigger_lag(self.event.new.trigger, lag);
+        }
         let result = if age.whole_seconds() >= i64::from(self.config.max_event_age_s) {
             self.dead_letter(None, "event_age_exceeded", "EventAgeExceeded", now)
         } else {

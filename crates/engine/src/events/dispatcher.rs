@@ -110,7 +110,10 @@ impl Engine {
     /// One scan: claims and starts what may run; returns how long to sleep.
     async fn dispatch_round(&self, inflight: &InFlight) -> Duration {
         let now = Timestamp::now_utc();
-        let (due, next) = match self.inner.store.due_functions(now).await {
+        let started = std::time::Instant::now();
+        let due = self.inner.store.due_functions(now).await;
+        crate::metrics::store_op("due_functions", started);
+        let (due, next) = match due {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!("cannot scan the async queue: {e}");
@@ -135,7 +138,8 @@ impl Engine {
             }
             let timeout = Duration::from_millis(route.function.config.timeout_ms);
             let lease = now + (timeout * 2 + LEASE_MARGIN);
-            let claimed = match self
+            let started = std::time::Instant::now();
+            let claimed = self
                 .inner
                 .store
                 .claim_events(
@@ -146,8 +150,9 @@ impl Engine {
                     lease,
                     now,
                 )
-                .await
-            {
+                .await;
+            crate::metrics::store_op("claim_events", started);
+            let claimed = match claimed {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(app = %f.app, function = %f.function, "cannot claim async events: {e}");

@@ -27,7 +27,10 @@ impl EnqueueWriter {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                match store.enqueue_events(&events).await {
+                let started = std::time::Instant::now();
+                let stored = store.enqueue_events(&events).await;
+                crate::metrics::store_op("enqueue_events", started);
+                match stored {
                     Ok(ids) => {
                         crate::metrics::accepted(ids.iter().filter(|id| id.is_ok()).count());
                         for (reply, id) in replies.into_iter().zip(ids) {
@@ -72,7 +75,7 @@ impl Finisher {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let mut delay = Duration::from_millis(50);
-                while let Err(e) = store.finish_attempts(&batch).await {
+                while let Err(e) = timed_finish(&*store, &batch).await {
                     tracing::warn!(count = batch.len(), "cannot record async attempts: {e}");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
@@ -92,4 +95,11 @@ impl Finisher {
             );
         }
     }
+}
+
+async fn timed_finish(store: &dyn Store, batch: &[AttemptResult]) -> Result<()> {
+    let started = std::time::Instant::now();
+    let result = store.finish_attempts(batch).await;
+    crate::metrics::store_op("finish_attempts", started);
+    result
 }

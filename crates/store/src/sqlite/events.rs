@@ -4,7 +4,7 @@
 
 use super::util::{col, corrupt, db, function_id, ts_from_db, ts_to_db};
 use arcus_core::events::{
-    AttemptResult, Event, EventStatus, IDEMPOTENCY_WINDOW_S, NewEvent, PayloadKind,
+    AttemptResult, Event, EventStatus, IDEMPOTENCY_WINDOW_S, NewEvent, PayloadKind, QueueDepth,
 };
 use arcus_core::model::Timestamp;
 use arcus_core::record::TriggerKind;
@@ -437,4 +437,27 @@ pub(super) async fn purge(
     .await
     .map_err(db)?;
     Ok(r.rows_affected())
+}
+
+/// Unfinished events by function and status, with the oldest one's acceptance time.
+pub(super) async fn depths(conn: &mut SqliteConnection) -> Result<Vec<QueueDepth>> {
+    let rows: Vec<(String, String, String, i64, i64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT app, function, status, COUNT(*), MIN(created_at) FROM events \
+         WHERE status IN {PENDING} GROUP BY app, function, status"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+    rows.into_iter()
+        .map(|(app, function, status, count, oldest)| {
+            Ok(QueueDepth {
+                app,
+                function,
+                status: EventStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+                count: u64::try_from(count).unwrap_or(0),
+                oldest: ts_from_db(oldest, "created_at")?,
+            })
+        })
+        .collect()
 }

@@ -22,7 +22,7 @@ pub use records::DEFAULT_LIMIT as DEFAULT_RECORD_LIMIT;
 pub use schema::SCHEMA_VERSION;
 pub use versions::ALIAS_HISTORY_LIMIT;
 
-use arcus_core::events::{AttemptResult, Event, NewEvent};
+use arcus_core::events::{AttemptResult, Event, NewEvent, QueueDepth};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::secret::SealedSecret;
@@ -353,6 +353,11 @@ impl Store for SqliteStore {
         let ids = events::enqueue(&mut tx, events).await?;
         commit(tx).await?;
         Ok(ids)
+    }
+
+    async fn queue_depths(&self) -> Result<Vec<QueueDepth>> {
+        let mut tx = self.read().await?;
+        events::depths(&mut tx).await
     }
 
     async fn due_functions(&self, now: Timestamp) -> Result<(Vec<DueFunction>, Option<Timestamp>)> {

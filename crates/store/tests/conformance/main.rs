@@ -61,18 +61,19 @@ conformance!(
     triggers,
     cron_tick_claims,
     triggers_deleted_with_function_and_app,
-    secrets,
-    secrets_per_app_limit,
-    secrets_deleted_with_app,
     tokens,
     token_limit_per_app,
     tokens_revoked_with_their_app,
+    secrets,
+    secrets_per_app_limit,
+    secrets_deleted_with_app,
     event_enqueue,
     event_claims_and_finishes,
     event_fifo_claims,
     event_dead_letters,
     event_cancel_and_release,
     event_purge,
+    event_queue_depths,
 );
 
 #[tokio::test]

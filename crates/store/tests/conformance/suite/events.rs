@@ -349,3 +349,38 @@ pub async fn event_purge(s: &dyn Store) {
     assert_eq!(s.purge_events(at(20), at(20)).await.unwrap(), 1);
     assert_err(s.get_event("e1").await, ErrorCode::InvocationNotFound);
 }
+
+/// Queue depths: unfinished events by function and status with the oldest acceptance
+/// time; finished events are not counted.
+pub async fn event_queue_depths(s: &dyn Store) {
+    assert!(s.queue_depths().await.unwrap().is_empty());
+    let f = app_with_function(s, "a", "f").await;
+    s.create_function(&function("a", "g")).await.unwrap();
+    let mut batch: Vec<_> = (0..4)
+        .map(|i| event(&format!("e{i}"), "f", i, None))
+        .collect();
+    batch.push(event("g0", "g", 7, None));
+    s.enqueue_events(&batch).await.unwrap();
+    s.claim_events(&f.id, 2, false, "n", at(100), at(10))
+        .await
+        .unwrap();
+    s.finish_attempts(&[done("e0", 1, EventStatus::Succeeded, 11)])
+        .await
+        .unwrap();
+    let mut got: Vec<_> = s
+        .queue_depths()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.function, d.status, d.count, d.oldest))
+        .collect();
+    got.sort_by(|a, b| (&a.0, a.1.as_str()).cmp(&(&b.0, b.1.as_str())));
+    assert_eq!(
+        got,
+        [
+            ("f".to_string(), EventStatus::Queued, 2, at(2)),
+            ("f".to_string(), EventStatus::Running, 1, at(1)),
+            ("g".to_string(), EventStatus::Queued, 1, at(7)),
+        ]
+    );
+}

@@ -24,7 +24,7 @@ pub use aliases::{alias_rollback, aliases};
 pub use catalog::{apps, function_delete_cascades, functions, versions};
 pub use events::{
     event_cancel_and_release, event_claims_and_finishes, event_dead_letters, event_enqueue,
-    event_fifo_claims, event_purge,
+    event_fifo_claims, event_purge, event_queue_depths,
 };
 pub use logs::{log_queries, log_retention, log_tails};
 pub use records::{invocation_records, log_lines, settings};
