@@ -472,3 +472,61 @@ async fn metrics_cover_versions_gauges_throttles_queue_and_timings() {
     }
     assert_eq!(sample(&text, "arcus_in_flight", &labels), Some(0.0));
 }
+
+/// `arcus top` shows the busy function first with its request rate and latency while
+/// load runs, and ends after `--iterations` refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_the_busiest_function_first() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let node = Node::start(bin());
+    node.create_app("top").await;
+    node.deploy("top", plain("busy"), &fixtures::path("echo"))
+        .await;
+    node.deploy("top", plain("quiet"), &fixtures::path("echo"))
+        .await;
+    let r = http()
+        .get(node.fn_url("top/quiet", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (url, stop) = (node.fn_url("top/busy", "/"), stop.clone());
+        tokio::spawn(async move {
+            let client = http();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let mut sent = 0;
+            while !stop.load(Ordering::Relaxed) && sent < 20_000 && Instant::now() < deadline {
+                let r = client.get(&url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                sent += 1;
+            }
+            sent
+        })
+    };
+    let cmd = node.command(["top", "top", "--iterations", "2", "--interval-ms", "500"]);
+    let out = tokio::task::spawn_blocking(move || { cmd }.output().unwrap())
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.await.unwrap() > 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let frames: Vec<&str> = text
+        .split("arcus top  ")
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert_eq!(frames.len(), 2, "{text}");
+    let last: Vec<&str> = frames[1].lines().collect();
+    assert!(last[0].starts_with("2 functions"), "{text}");
+    assert!(last[1].starts_with("FUNCTION"), "{text}");
+    let busy: Vec<&str> = last[2].split_whitespace().collect();
+    assert_eq!(busy[0], "top/busy", "{text}");
+    assert!(busy[1].parse::<f64>().unwrap() > 0.0, "{text}");
+    assert_ne!(busy[2], "-", "a p99 while it ran: {text}");
+    assert!(last[3].starts_with("top/quiet"), "{text}");
+    let out = node.cli(["top", "--interval-ms", "5"]);
+    assert!(!out.status.success(), "an interval below 100 ms is refused");
+}
