@@ -239,3 +239,40 @@ async fn a_broker_trigger_reads_its_password_from_a_secret() {
     let reference = b"${secret:MQ_PASS}";
     assert!(raw.windows(reference.len()).any(|w| w == reference));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_function_gets_its_secret_and_a_rotated_value_in_a_new_instance() {
+    let node = Node::start(bin());
+    node.create_app("py").await;
+    ok(&node.cli(["secret", "set", "py", "HELLO", "--value", VALUE]));
+    let spec = CreateFunction {
+        name: "echo".into(),
+        runtime: Some(arcus_core::model::Runtime::Python3),
+        handler: Some("app.handler".into()),
+        secrets: Some([("GREETING".to_string(), "HELLO".to_string())].into()),
+        ..Default::default()
+    };
+    node.deploy_code("py", spec, fixtures::handler_zip("python"))
+        .await;
+    let (status, _, first) = common::invoke_api(&node, "py/echo", serde_json::json!({})).await;
+    if status == 503 {
+        eprintln!("process runtimes are unavailable here ({first}); skipped");
+        return;
+    }
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["greeting"], VALUE);
+    // A new value: the next call runs in a new process (the env is part of its pool key).
+    ok(&node.cli(["secret", "set", "py", "HELLO", "--value", "rotated"]));
+    let (_, _, second) = common::invoke_api(&node, "py/echo", serde_json::json!({})).await;
+    assert_eq!(second["greeting"], "rotated");
+    assert_eq!(
+        second["count"], 1,
+        "a warm process with the old value was reused"
+    );
+    for file in ["arcus.db", "arcus.db-wal"] {
+        if let Ok(bytes) = std::fs::read(node.data_dir().join(file)) {
+            assert_absent(file, &bytes);
+        }
+    }
+    assert_absent("the node's log output", node.stderr_text().as_bytes());
+}
