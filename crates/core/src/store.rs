@@ -6,7 +6,7 @@ use crate::events::{AttemptResult, Event, EventStatus, NewEvent, QueueDepth};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine, LogStream};
 use crate::secret::SealedSecret;
-use crate::stats::{Cursor, InvocationQuery, Page, RollupQuery, RollupRow};
+use crate::stats::{Cursor, InvocationQuery, Page, Resolution, RollupQuery, RollupRow};
 use crate::tokens::{StoredToken, TokenView};
 use crate::trigger::Trigger;
 use async_trait::async_trait;
@@ -220,6 +220,14 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` of an app's invocation records started before `older_than`
     /// (one short transaction). Returns how many went; call again until 0.
     async fn purge_invocations(&self, app: &str, older_than: Timestamp, limit: u32) -> Result<u64>;
+    /// Deletes up to `limit` rollups of resolution `res` (every app) whose bucket began
+    /// before `older_than`. Returns how many went; call again until 0.
+    async fn purge_rollups(
+        &self,
+        res: Resolution,
+        older_than: Timestamp,
+        limit: u32,
+    ) -> Result<u64>;
 
     /// Stores async events in one transaction (durable when it returns). Per event: the
     /// id it is known by — an earlier event's id when its idempotency key was used on

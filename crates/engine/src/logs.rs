@@ -13,7 +13,7 @@ use arcus_core::Result;
 use arcus_core::limits::LOG_FOLLOW_BATCH;
 use arcus_core::model::Timestamp;
 use arcus_core::record::{InvocationRecord, LogLine, LogStream};
-use arcus_core::stats::Page;
+use arcus_core::stats::{Page, Resolution};
 use arcus_core::store::{LogQuery, Store};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -145,7 +145,8 @@ impl Engine {
 
     /// Applies every app's retention once: deletes its log lines and invocation records
     /// older than its `log_retention_days` and its oldest lines past `log_retention_mb`,
-    /// [`RETENTION_BATCH`] rows per transaction. Returns (lines, records) deleted.
+    /// then rollups past their resolution's retention, [`RETENTION_BATCH`] rows per
+    /// transaction. Returns (lines, records) deleted.
     pub async fn enforce_retention(&self, now: Timestamp) -> Result<(u64, u64)> {
         let store = &self.inner.store;
         let (mut lines, mut records) = (0, 0);
@@ -170,6 +171,14 @@ impl Engine {
                 if n < u64::from(RETENTION_BATCH) {
                     break;
                 }
+                tokio::time::sleep(RETENTION_PAUSE).await;
+            }
+        }
+        for res in Resolution::ALL {
+            let cutoff = now - res.retention();
+            while store.purge_rollups(res, cutoff, RETENTION_BATCH).await?
+                == u64::from(RETENTION_BATCH)
+            {
                 tokio::time::sleep(RETENTION_PAUSE).await;
             }
         }

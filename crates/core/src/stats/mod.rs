@@ -166,6 +166,16 @@ impl Resolution {
         }
     }
 
+    /// How long rollups of this resolution are kept: minute buckets 2 days (they serve
+    /// the 1 h window), hour buckets 400 days (the 24 h and 7 d windows and metered
+    /// usage, kept past a year for billing).
+    pub fn retention(self) -> time::Duration {
+        match self {
+            Self::Minute => time::Duration::days(2),
+            Self::Hour => time::Duration::days(400),
+        }
+    }
+
     /// Stored name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -228,3 +228,55 @@ async fn retention_deletes_by_age_and_size_per_app() {
     assert_eq!(store.log_bytes("small").await.unwrap(), 1 << 20);
     assert_eq!(h.engine.enforce_retention(now).await.unwrap(), (0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_minute_rollups_after_two_days_and_keeps_hour_ones() {
+    use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
+    use arcus_core::stats::{Resolution, RollupQuery};
+    let h = Harness::new().await;
+    h.deploy("app", "logger", "logger", json!({})).await;
+    let now = time::OffsetDateTime::now_utc();
+    let record = |id: &str, age: time::Duration| InvocationRecord {
+        id: id.into(),
+        app: "app".into(),
+        function: "logger".into(),
+        version: Some(1),
+        trigger: TriggerKind::Http,
+        status: InvocationStatus::Succeeded,
+        error_code: None,
+        http_status: Some(200),
+        duration_us: 1_000,
+        cold_start: false,
+        started_at: now - age,
+        memory_mb: 128,
+        egress_bytes: 0,
+        trace_id: None,
+    };
+    let store = h.engine.store();
+    store
+        .insert_invocations(&[
+            record("three-days", time::Duration::days(3)),
+            record("one-day", time::Duration::days(1)),
+        ])
+        .await
+        .unwrap();
+    h.engine.enforce_retention(now).await.unwrap();
+    let rollups = |resolution| {
+        let query = RollupQuery {
+            function: None,
+            resolution,
+            from: (now - time::Duration::days(4)).unix_timestamp(),
+            to: now.unix_timestamp(),
+        };
+        async move { store.rollups("app", &query).await.unwrap() }
+    };
+    let calls = |rows: Vec<arcus_core::stats::RollupRow>| -> u64 {
+        rows.iter().map(|r| r.rollup.calls).sum()
+    };
+    assert_eq!(
+        calls(rollups(Resolution::Minute).await),
+        1,
+        "only the day-old minute"
+    );
+    assert_eq!(calls(rollups(Resolution::Hour).await), 2, "hours are kept");
+}

@@ -26,7 +26,7 @@ use arcus_core::events::{AttemptResult, Event, NewEvent, QueueDepth};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::secret::SealedSecret;
-use arcus_core::stats::{InvocationQuery, Page, RollupQuery, RollupRow};
+use arcus_core::stats::{InvocationQuery, Page, Resolution, RollupQuery, RollupRow};
 use arcus_core::tokens::{StoredToken, TokenView};
 use arcus_core::store::{DueFunction, EventQuery, LogQuery, LogTail, Store};
 use arcus_core::trigger::Trigger;
@@ -344,6 +344,18 @@ impl Store for SqliteStore {
     async fn purge_invocations(&self, app: &str, older_than: Timestamp, limit: u32) -> Result<u64> {
         let mut tx = self.write().await?;
         let n = retention::purge_invocations(&mut tx, app, older_than, limit).await?;
+        commit(tx).await?;
+        Ok(n)
+    }
+
+    async fn purge_rollups(
+        &self,
+        res: Resolution,
+        older_than: Timestamp,
+        limit: u32,
+    ) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let n = rollups::purge(&mut tx, res, older_than, limit).await?;
         commit(tx).await?;
         Ok(n)
     }

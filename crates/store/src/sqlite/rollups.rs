@@ -3,6 +3,7 @@
 
 use super::util::{col, db, from_json, require_scope, to_json, u64_to_db};
 use arcus_core::Result;
+use arcus_core::model::Timestamp;
 use arcus_core::record::InvocationRecord;
 use arcus_core::stats::{Histogram, Resolution, Rollup, RollupQuery, RollupRow};
 use sqlx::SqliteConnection;
@@ -137,4 +138,24 @@ pub(super) async fn read(
             })
         })
         .collect()
+}
+
+/// Deletes up to `limit` rollups of `res` whose bucket began before `older_than`.
+pub(super) async fn purge(
+    conn: &mut SqliteConnection,
+    res: Resolution,
+    older_than: Timestamp,
+    limit: u32,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM invocation_rollups WHERE rowid IN \
+         (SELECT rowid FROM invocation_rollups WHERE res = ? AND bucket < ? LIMIT ?)",
+    )
+    .bind(res.as_str())
+    .bind(older_than.unix_timestamp())
+    .bind(i64::from(limit))
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
 }

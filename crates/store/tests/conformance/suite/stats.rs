@@ -231,4 +231,32 @@ pub async fn invocation_rollups(s: &dyn Store) {
         .await,
         ErrorCode::AppNotFound,
     );
+
+    // Retention: minute rollups before base+60 go (one per call here), hour ones stay.
+    let cutoff = t(60);
+    assert_eq!(
+        s.purge_rollups(Resolution::Minute, cutoff, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.purge_rollups(Resolution::Minute, cutoff, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.purge_rollups(Resolution::Minute, cutoff, 10)
+            .await
+            .unwrap(),
+        0
+    );
+    let left: Vec<i64> = read(None, Resolution::Minute)
+        .await
+        .iter()
+        .map(|r| r.bucket - base)
+        .collect();
+    assert_eq!(left, [60, 3660]);
+    assert_eq!(read(None, Resolution::Hour).await.len(), 3);
 }
