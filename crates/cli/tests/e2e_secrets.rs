@@ -102,6 +102,13 @@ async fn secret_values_reach_the_function_and_nothing_else() {
     }
     let (_, f) = api_get(&node, "apps/shop/functions/env").await;
     assert_eq!(f["secrets"]["DB_PASSWORD"], "DB_PASS");
+    let shown = ok(&node.cli(["fn", "get", "shop/env"]));
+    assert!(shown.contains("DB_PASSWORD=secret:DB_PASS"), "{shown}");
+    assert_absent("`fn get`", shown.as_bytes());
+    // `--secret` on the CLI sets a reference (checked against the app's secrets).
+    let refused = failed(&node.cli(["fn", "create", "shop/other", "--secret", "X=NOPE"]));
+    assert!(refused.contains("secret_not_found"), "{refused}");
+    ok(&node.cli(["fn", "create", "shop/other", "--secret", "X=DB_PASS"]));
 
     // Deleting the secret: the next call fails naming the variable, not the value.
     ok(&node.cli(["secret", "delete", "shop", "DB_PASS"]));

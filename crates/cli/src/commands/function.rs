@@ -37,6 +37,11 @@ pub struct FnConfigArgs {
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
 
+    /// Environment variable set from one of the app's secrets (`arcus secret set`);
+    /// repeatable. When given, replaces all secret references.
+    #[arg(long = "secret", value_name = "VAR=SECRET", value_parser = parse_env)]
+    pub secrets: Vec<(String, String)>,
+
     /// Host or host:port the function may call over HTTP; repeatable. When given,
     /// replaces the whole list.
     #[arg(long = "allow-host", value_name = "HOST")]
@@ -56,12 +61,17 @@ impl FnConfigArgs {
             && self.network.is_none()
             && self.timeout_ms.is_none()
             && self.env.is_empty()
+            && self.secrets.is_empty()
             && self.allow_hosts.is_empty()
             && self.auth.is_none()
     }
 
     fn env_map(&self) -> Option<BTreeMap<String, String>> {
         (!self.env.is_empty()).then(|| self.env.iter().cloned().collect())
+    }
+
+    fn secret_map(&self) -> Option<BTreeMap<String, String>> {
+        (!self.secrets.is_empty()).then(|| self.secrets.iter().cloned().collect())
     }
 
     fn hosts(&self) -> Option<Vec<String>> {
@@ -78,6 +88,7 @@ impl FnConfigArgs {
             memory_mb: self.memory,
             timeout_ms: self.timeout_ms,
             env: self.env_map(),
+            secrets: self.secret_map(),
             allowed_hosts: self.hosts(),
             auth: self.auth,
             description,
@@ -93,6 +104,7 @@ impl FnConfigArgs {
             memory_mb: self.memory,
             timeout_ms: self.timeout_ms,
             env: self.env_map(),
+            secrets: self.secret_map(),
             allowed_hosts: self.hosts(),
             auth: self.auth,
             ..Default::default()
@@ -319,6 +331,12 @@ fn describe(f: &Function) -> anyhow::Result<()> {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>();
+    let secrets = f
+        .config
+        .secrets
+        .iter()
+        .map(|(var, secret)| format!("{var}=secret:{secret}"))
+        .collect::<Vec<_>>();
     let code = match &f.code {
         Some(c) => format!("sha256:{} ({} bytes)", c.sha256, c.size),
         None => "none".to_string(),
@@ -331,6 +349,7 @@ fn describe(f: &Function) -> anyhow::Result<()> {
         ("memory", format!("{} MB", f.config.memory_mb)),
         ("timeout", format!("{} ms", f.config.timeout_ms)),
         ("env", or_dash(&env.join(" "))),
+        ("secrets", or_dash(&secrets.join(" "))),
         ("allowed hosts", or_dash(&f.config.allowed_hosts.join(" "))),
         ("code", code),
         ("description", or_dash(&f.meta.description)),
@@ -386,5 +405,18 @@ mod tests {
         assert_eq!(update, "{}");
         assert!(Probe::try_parse_from(["x", "--env", "NOEQUALS"]).is_err());
         assert!(Probe::try_parse_from(["x", "--memory", "lots"]).is_err());
+    }
+
+    #[test]
+    fn secret_flags_map_variables_to_secret_names() {
+        let p = Probe::try_parse_from(["x", "--secret", "DB_PASSWORD=db-pass"]).unwrap();
+        assert!(!p.config.is_empty());
+        let refs = p.config.to_create("f", None).secrets.unwrap();
+        assert_eq!(refs["DB_PASSWORD"], "db-pass");
+        assert_eq!(
+            p.config.to_update().secrets.unwrap()["DB_PASSWORD"],
+            "db-pass"
+        );
+        assert!(Probe::try_parse_from(["x", "--secret", "NOEQUALS"]).is_err());
     }
 }
