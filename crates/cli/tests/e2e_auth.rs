@@ -113,6 +113,9 @@ fn app_routes(app: &str, f: &str) -> Vec<(&'static str, String, Option<Value>)> 
         ("GET", format!("{a}/logs"), None),
         ("GET", format!("{a}/stats"), None),
         ("GET", format!("{a}/usage"), None),
+        ("GET", format!("{a}/secrets"), None),
+        ("PUT", format!("{a}/secrets/db"), Some(json!({"value": "v"}))),
+        ("DELETE", format!("{a}/secrets/db"), None),
         ("POST", format!("{p}/invoke"), Some(json!({}))),
     ]
 }
