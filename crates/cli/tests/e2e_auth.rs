@@ -114,7 +114,11 @@ fn app_routes(app: &str, f: &str) -> Vec<(&'static str, String, Option<Value>)> 
         ("GET", format!("{a}/stats"), None),
         ("GET", format!("{a}/usage"), None),
         ("GET", format!("{a}/secrets"), None),
-        ("PUT", format!("{a}/secrets/db"), Some(json!({"value": "v"}))),
+        (
+            "PUT",
+            format!("{a}/secrets/db"),
+            Some(json!({"value": "v"})),
+        ),
         ("DELETE", format!("{a}/secrets/db"), None),
         ("POST", format!("{p}/invoke"), Some(json!({}))),
     ]
@@ -502,6 +506,13 @@ async fn the_cli_creates_lists_and_revokes_tokens() {
         tokens[0].last_used_at.map(|_| ())
     })
     .await;
+    let shown = ok(&node.cli(["fn", "get", "a/echo"]));
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("auth:") && l.ends_with("token")),
+        "{shown}"
+    );
     let f = node.client().get_function("a", "echo").await.unwrap();
     assert_eq!(f.meta.auth, FunctionAuth::Token);
     let bad = common::failed(&node.cli(["token", "create", "--scope", "app:A:invoke"]));

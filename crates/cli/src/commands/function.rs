@@ -351,6 +351,13 @@ fn describe(f: &Function) -> anyhow::Result<()> {
         ("env", or_dash(&env.join(" "))),
         ("secrets", or_dash(&secrets.join(" "))),
         ("allowed hosts", or_dash(&f.config.allowed_hosts.join(" "))),
+        (
+            "auth",
+            match f.meta.auth {
+                FunctionAuth::Public => "public".to_string(),
+                FunctionAuth::Token => "token".to_string(),
+            },
+        ),
         ("code", code),
         ("description", or_dash(&f.meta.description)),
         ("tags", or_dash(&f.meta.tags.join(" "))),
