@@ -22,6 +22,7 @@ mod density;
 mod load;
 mod nats;
 mod node;
+mod observe;
 mod process;
 mod queue;
 mod report;
@@ -47,7 +48,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "wasm,process,cold,burst,density,async,nats"
+        default_value = "wasm,process,cold,burst,density,async,nats,observe"
     )]
     scenarios: Vec<Scenario>,
     /// The `arcus` binary (build it with `cargo build --release -p arcus-cli`).
@@ -105,6 +106,12 @@ struct Args {
     /// The node binary the node runs (its default) and the baselines use.
     #[arg(long, default_value = "/usr/bin/node")]
     node: PathBuf,
+    /// Invocation records written for the `observe` scenario's stats query.
+    #[arg(long, default_value = "1000000", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    stats_records: u32,
+    /// Interleaved rounds per side (on, off) of the `observe` scenario's load.
+    #[arg(long, default_value = "3", value_parser = clap::value_parser!(u16).range(1..=20))]
+    observe_rounds: u16,
     /// Print the tables as markdown (for docs/benchmarks.md).
     #[arg(long)]
     markdown: bool,
@@ -128,6 +135,8 @@ enum Scenario {
     Async,
     /// A NATS JetStream trigger's throughput against a plain async-nats consumer.
     Nats,
+    /// Warm throughput with records, logs and metrics on vs off; stats over 1M records.
+    Observe,
 }
 
 /// Parses seconds (fractions allowed) in 0..=3600.
@@ -222,6 +231,7 @@ async fn run(args: Args) -> Result<()> {
         Scenario::Density,
         Scenario::Async,
         Scenario::Nats,
+        Scenario::Observe,
     ];
     for scenario in lifecycle.into_iter().filter(|s| args.scenarios.contains(s)) {
         let section = match run_lifecycle(&args, scenario, &mut arcus, &hyper.target).await {
@@ -306,6 +316,20 @@ async fn run_lifecycle(
             };
             let measured = nats::run(arcus, &component, &config).await?;
             nats::render(&measured, args.markdown)
+        }
+        Scenario::Observe => {
+            let config = observe::Config {
+                load: LoadConfig {
+                    connections: usize::from(args.connections.iter().copied().max().unwrap_or(16)),
+                    warmup: args.warmup,
+                    duration: args.duration,
+                },
+                rounds: usize::from(args.observe_rounds),
+                records: usize::try_from(args.stats_records)?,
+            };
+            let bin = resolve(&args.arcus_bin);
+            let measured = observe::run(&bin, arcus, &component, config).await?;
+            observe::render(&measured, args.markdown)
         }
         Scenario::Wasm | Scenario::Process => String::new(),
     })

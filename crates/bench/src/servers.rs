@@ -47,6 +47,11 @@ pub struct ArcusServer {
 /// Starts `arcus serve` on a free loopback port with a fresh data dir and creates the app
 /// `bench` through the REST API.
 pub async fn start_arcus(bin: &Path) -> Result<ArcusServer> {
+    start_arcus_with(bin, None).await
+}
+
+/// [`start_arcus`] with a TOML config file of the given text.
+pub async fn start_arcus_with(bin: &Path, config: Option<&str>) -> Result<ArcusServer> {
     let data_dir = tempfile::Builder::new()
         .prefix("arcus-bench-")
         .tempdir()
@@ -62,6 +67,11 @@ pub async fn start_arcus(bin: &Path) -> Result<ArcusServer> {
         .arg("--data-dir")
         .arg(data_dir.path())
         .env("ARCUS_LOG", "warn");
+    if let Some(text) = config {
+        let path = data_dir.path().join("arcus.toml");
+        std::fs::write(&path, text).context("cannot write the node's config file")?;
+        command.arg("--config").arg(path);
+    }
     for var in [
         "ARCUS_CONFIG",
         "ARCUS_LISTEN",

@@ -40,6 +40,20 @@ pub struct FileConfig {
     /// Secret sealing key.
     #[serde(default)]
     pub secrets: crate::netsec::SecretsFileConfig,
+    /// Invocation records, logs and metrics.
+    #[serde(default)]
+    pub observability: ObservabilityFileConfig,
+}
+
+/// `[observability]` section: both on by default; off is for measuring their cost or
+/// for nodes whose owners want no records at all.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservabilityFileConfig {
+    /// Write invocation records and log lines (and so stats, usage and `arcus logs`).
+    pub records: Option<bool>,
+    /// Keep Prometheus metrics and serve `/metrics`.
+    pub metrics: Option<bool>,
 }
 
 /// `[autoscale]` section.
@@ -120,6 +134,12 @@ pub struct Config {
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The configured secret key (`None`: the data dir's key file is used).
     pub secret_key: Option<arcus_engine::SecretKey>,
+    /// Keys secrets may still be sealed with (re-sealed at start-up).
+    pub previous_secret_keys: Vec<arcus_engine::SecretKey>,
+    /// Invocation records and logs are written (default true).
+    pub records: bool,
+    /// Metrics are kept and `/metrics` served (default true).
+    pub metrics: bool,
 }
 
 /// Validates `[process]` into the runtime's config, its work dir under `data_dir`.
@@ -275,6 +295,7 @@ impl Config {
             server: crate::netsec::server_limits(&file.server)?,
             tls: crate::netsec::tls(file.tls, o.tls_cert, o.tls_key)?,
             secret_key: crate::netsec::secret_key(&file.secrets, o.secret_key)?,
+            previous_secret_keys: crate::netsec::previous_keys(&file.secrets)?,
             tracing: crate::otlp::TracingConfig::load(file.tracing, o.otlp_endpoint)?,
             process: process_config(file.process, &data_dir)?,
             data_dir,
@@ -284,6 +305,8 @@ impl Config {
             max_loaded_components,
             wasm_memory_budget_mb,
             autoscale_window: Duration::from_secs(stable_window_s),
+            records: file.observability.records.unwrap_or(true),
+            metrics: file.observability.metrics.unwrap_or(true),
         })
     }
 }
@@ -347,5 +370,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("ARCUS_ADMIN_TOKEN"), "{e}");
+    }
+
+    #[test]
+    fn observability_is_on_unless_switched_off() {
+        let c = Config::load(Overrides::default()).unwrap();
+        assert!(c.records && c.metrics);
+        let c = with_file("[observability]\nrecords = false\n").unwrap();
+        assert!(!c.records && c.metrics);
+        let e = with_file("[observability]\nlogs = false\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("logs"), "{e}");
     }
 }

@@ -84,6 +84,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             autoscale_window: config.autoscale_window,
             node_id: node_id(data)?,
             spans,
+            records: config.records,
         },
     );
     engine.set_publisher(Arc::new(arcus_triggers::Publishers::new()));
@@ -91,14 +92,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Some(key) => key.clone(),
         None => crate::netsec::secret_key_file(data)?,
     };
-    engine.set_secret_key(&secret_key);
+    engine.set_secret_keys(&secret_key, &config.previous_secret_keys);
+    match engine.reseal_secrets().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("re-sealed {n} secret(s) with the current secret key"),
+        Err(e) => tracing::warn!("cannot re-seal secrets: {}", e.message),
+    }
     let triggers = arcus_triggers::Manager::new(engine.store().clone(), Arc::new(engine.clone()));
     triggers.start();
     let app = arcus_gateway::router(AppState {
         engine: engine.clone(),
         auth,
         triggers: triggers.clone(),
-        metrics: Some(install_metrics()?),
+        metrics: config.metrics.then(install_metrics).transpose()?,
     });
     let scheme = if config.tls.is_some() {
         "https"

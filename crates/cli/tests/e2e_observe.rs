@@ -530,3 +530,33 @@ async fn top_shows_the_busiest_function_first() {
     let out = node.cli(["top", "--interval-ms", "5"]);
     assert!(!out.status.success(), "an interval below 100 ms is refused");
 }
+
+/// `[observability] records = false, metrics = false`: invocations still run, nothing is
+/// recorded or logged, and `/metrics` is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observability_can_be_switched_off() {
+    let config = "[observability]\nrecords = false\nmetrics = false\n";
+    let node = Node::start_with_config(bin(), config);
+    node.create_app("quiet").await;
+    node.deploy("quiet", plain("echo"), &fixtures::path("echo"))
+        .await;
+    for _ in 0..3 {
+        let r = http()
+            .get(node.fn_url("quiet/echo", "/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = http()
+        .get(format!("{}/metrics", node.url()))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Past the recorder's 50 ms batch window several times over.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(items(&get_ok(&node, "apps/quiet/invocations").await).is_empty());
+    assert!(items(&get_ok(&node, "apps/quiet/logs").await).is_empty());
+}

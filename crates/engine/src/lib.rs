@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub node_id: String,
     /// Where the invocations' spans are exported (default: nowhere).
     pub spans: trace::Spans,
+    /// Whether invocation records and log lines are written (default true; off, they
+    /// are dropped when the invocation ends).
+    pub records: bool,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             autoscale_window: autoscale::STABLE_WINDOW,
             node_id: uuid::Uuid::new_v4().to_string(),
             spans: trace::Spans::default(),
+            records: true,
         }
     }
 }
@@ -101,7 +105,7 @@ impl Engine {
         process: Option<ProcessRuntime>,
         config: EngineConfig,
     ) -> Self {
-        let recorder = Recorder::start(store.clone());
+        let recorder = Recorder::start(store.clone(), config.records);
         let store_for_queue = store.clone();
         let inner = Arc::new(Inner {
             store,

@@ -24,17 +24,24 @@ enum Item {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Item>,
+    /// Off: records and their lines are dropped.
+    enabled: bool,
     /// Bumped after each batch with log lines is written (wakes log followers).
     log_writes: watch::Receiver<u64>,
 }
 
 impl Recorder {
-    /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the writer task on the current runtime; a disabled recorder drops what it
+    /// is given.
+    pub fn start(store: Arc<dyn Store>, enabled: bool) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (written, log_writes) = watch::channel(0);
         tokio::spawn(run(store, rx, written));
-        Self { tx, log_writes }
+        Self {
+            tx,
+            enabled,
+            log_writes,
+        }
     }
 
     /// A counter bumped after every batch of log lines is stored (the lines are
@@ -45,10 +52,11 @@ impl Recorder {
 
     /// Queues one invocation's record and log lines.
     pub fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
-        if self
-            .tx
-            .try_send(Item::Record(Box::new(record), logs))
-            .is_err()
+        if self.enabled
+            && self
+                .tx
+                .try_send(Item::Record(Box::new(record), logs))
+                .is_err()
         {
             tracing::warn!("record queue full; dropping an invocation record");
         }

@@ -1,0 +1,291 @@
+//! Issue 7's numbers. **Cost of observability**: warm throughput of the hello component
+//! on a node with records, logs and metrics on (the default) against a second node with
+//! `[observability] records = false, metrics = false`, in interleaved rounds of the same
+//! load in the same run. **Stats over many records**: `--stats-records` (default
+//! 1 000 000) invocation records spread over the last 23 hours written to a fresh SQLite
+//! store through `insert_invocations` (so rollups are maintained as the node does), then
+//! the stats query of each window — the store's rollup read plus `StatsView::build`, what
+//! `GET /api/v1/apps/{app}/stats` runs — against a raw SQL aggregate of the same records
+//! (count, errors, cold starts and p99 duration over the 24 h window) as the baseline.
+
+use crate::load::{self, LoadConfig, Stats};
+use crate::report::{fixed, header, ratio, table, verdict};
+use crate::servers::{self, ArcusServer, HELLO};
+use anyhow::{Context, Result};
+use arcus_core::api::CreateFunction;
+use arcus_core::model::{App, Timestamp};
+use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
+use arcus_core::stats::{RollupQuery, StatsView, StatsWindow};
+use arcus_core::store::Store;
+use arcus_store::SqliteStore;
+use bytes::Bytes;
+use std::fmt::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The node config of the "off" side.
+const OFF: &str = "[observability]\nrecords = false\nmetrics = false\n";
+/// Issue 7's limit on the throughput cost of observability, percent.
+pub const COST_LIMIT_PCT: f64 = 10.0;
+/// Issue 7's limit on a stats query over a million records, milliseconds.
+pub const STATS_LIMIT_MS: f64 = 50.0;
+/// Records per `insert_invocations` batch (the node's recorder writes up to 2048).
+const BATCH: usize = 2048;
+/// Timed repetitions of each query (the median is reported).
+const REPEATS: usize = 21;
+
+/// The scenario's size.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Each round's load (one per side).
+    pub load: LoadConfig,
+    /// Rounds per side, interleaved on/off/on/off.
+    pub rounds: usize,
+    /// Records of the stats part.
+    pub records: usize,
+}
+
+/// What the scenario measured.
+#[derive(Debug)]
+pub struct Measured {
+    config: Config,
+    on: Vec<Stats>,
+    off: Vec<Stats>,
+    fill: Duration,
+    /// Median milliseconds of the stats query per window.
+    stats_ms: Vec<(StatsWindow, f64)>,
+    /// Median milliseconds of the raw aggregate.
+    raw_ms: f64,
+}
+
+/// Runs both parts: `on` is the main node, a second node is started with everything off.
+pub async fn run(bin: &Path, on: &ArcusServer, code: &[u8], config: Config) -> Result<Measured> {
+    crate::progress("starting an arcus with records, logs and metrics off");
+    let off = servers::start_arcus_with(bin, Some(OFF)).await?;
+    let spec = CreateFunction {
+        name: "observed".into(),
+        ..Default::default()
+    };
+    let code = Bytes::copy_from_slice(code);
+    let targets = [
+        on.deploy(&spec, code.clone(), HELLO).await?,
+        off.deploy(&spec, code, HELLO).await?,
+    ];
+    let (mut on_runs, mut off_runs) = (Vec::new(), Vec::new());
+    for round in 0..config.rounds {
+        // Alternate which side goes first so drift of the machine hits both alike.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            crate::progress(&format!("observability round {round}: side {side}"));
+            let stats = load::run(&targets[side], config.load).await?;
+            if side == 0 {
+                on_runs.push(stats);
+            } else {
+                off_runs.push(stats);
+            }
+        }
+    }
+    drop(off);
+    crate::progress(&format!("writing {} invocation records", config.records));
+    let (fill, stats_ms, raw_ms) = stats_query(config.records).await?;
+    Ok(Measured {
+        config,
+        on: on_runs,
+        off: off_runs,
+        fill,
+        stats_ms,
+        raw_ms,
+    })
+}
+
+fn record(i: usize, now: Timestamp, span_us: i64, n: usize) -> InvocationRecord {
+    let failed = i.is_multiple_of(100);
+    // Spread evenly over the span, oldest first; 1 % fail, 0.5 % are cold.
+    let offset = span_us - span_us * i64::try_from(i).unwrap_or(0) / i64::try_from(n).unwrap_or(1);
+    InvocationRecord {
+        id: format!("r{i:08}"),
+        app: "bench".into(),
+        function: "f".into(),
+        version: Some(1),
+        trigger: TriggerKind::Http,
+        status: if failed {
+            InvocationStatus::Failed
+        } else {
+            InvocationStatus::Succeeded
+        },
+        error_code: failed.then(|| "function_error".into()),
+        http_status: Some(200),
+        duration_us: 200 + u64::try_from(i % 5000).unwrap_or(0),
+        cold_start: i.is_multiple_of(200),
+        started_at: now - time::Duration::microseconds(offset),
+        memory_mb: 128,
+        egress_bytes: 5,
+        trace_id: None,
+    }
+}
+
+fn window_name(w: StatsWindow) -> &'static str {
+    match w {
+        StatsWindow::Hour => "1h",
+        StatsWindow::Day => "24h",
+        StatsWindow::Week => "7d",
+    }
+}
+
+fn median(mut ms: Vec<f64>) -> f64 {
+    ms.sort_by(f64::total_cmp);
+    ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Fills a fresh store; returns the fill time, the stats query's median per window and
+/// the raw aggregate's median.
+async fn stats_query(n: usize) -> Result<(Duration, Vec<(StatsWindow, f64)>, f64)> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("arcus.db");
+    let store = SqliteStore::open(&path).await?;
+    let now = Timestamp::now_utc();
+    let app = App {
+        name: "bench".into(),
+        description: String::new(),
+        quotas: Default::default(),
+        created_at: now,
+    };
+    store.create_app(&app).await?;
+    let span_us = 23 * 3600 * 1_000_000;
+    let started = Instant::now();
+    for start in (0..n).step_by(BATCH) {
+        let batch: Vec<_> = (start..(start + BATCH).min(n))
+            .map(|i| record(i, now, span_us, n))
+            .collect();
+        store.insert_invocations(&batch).await?;
+    }
+    let fill = started.elapsed();
+    let mut per_window = Vec::new();
+    for window in [StatsWindow::Hour, StatsWindow::Day, StatsWindow::Week] {
+        let mut ms = Vec::with_capacity(REPEATS);
+        for _ in 0..REPEATS {
+            let t = Instant::now();
+            let now = Timestamp::now_utc();
+            let (from, to) = window.range(now);
+            let query = RollupQuery {
+                function: None,
+                resolution: window.resolution(),
+                from,
+                to,
+            };
+            let rows = store.rollups("bench", &query).await?;
+            let view = StatsView::build("bench", None, window, now, &rows);
+            std::hint::black_box(view);
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        per_window.push((window, median(ms)));
+    }
+    store.close().await;
+    let raw = raw_aggregate(&path, now).await?;
+    Ok((fill, per_window, raw))
+}
+
+/// The baseline: the same figures straight from the records (no rollups).
+async fn raw_aggregate(path: &Path, now: Timestamp) -> Result<f64> {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .context("cannot open the bench store for the raw aggregate")?;
+    let since = (now - time::Duration::hours(24)).unix_timestamp_nanos() / 1000;
+    let since = i64::try_from(since)?;
+    let mut ms = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (calls, errors, cold): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(status <> 'succeeded'), SUM(cold_start) FROM invocations \
+             WHERE app = 'bench' AND function = 'f' AND started_at >= ?",
+        )
+        .bind(since)
+        .fetch_one(&pool)
+        .await?;
+        let p99: Option<i64> = sqlx::query_scalar(
+            "SELECT duration_us FROM invocations WHERE app = 'bench' AND function = 'f' \
+             AND started_at >= ? ORDER BY duration_us LIMIT 1 OFFSET ?",
+        )
+        .bind(since)
+        .bind(calls * 99 / 100)
+        .fetch_optional(&pool)
+        .await?;
+        std::hint::black_box((calls, errors, cold, p99));
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    pool.close().await;
+    Ok(median(ms))
+}
+
+/// Formats the scenario's tables.
+pub fn render(m: &Measured, markdown: bool) -> String {
+    let ms = |us: Option<f64>| fixed(us.map(|us| us / 1e3), 3);
+    let mut rows = vec![header(&[
+        "observability (bench/observed, hello)",
+        "round",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+    ])];
+    for (label, runs) in [("on (records, logs, metrics)", &m.on), ("off", &m.off)] {
+        for (i, s) in runs.iter().enumerate() {
+            rows.push(vec![
+                label.into(),
+                i.to_string(),
+                format!("{:.0}", s.requests_per_sec()),
+                ms(s.percentile_us(0.5)),
+                ms(s.percentile_us(0.99)),
+                s.errors.to_string(),
+            ]);
+        }
+    }
+    let mean = |runs: &[Stats]| {
+        let rates: Vec<f64> = runs.iter().map(Stats::requests_per_sec).collect();
+        (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
+    };
+    let (on, off) = (mean(&m.on), mean(&m.off));
+    let cost = on.zip(off).map(|(on, off)| (1.0 - on / off) * 100.0);
+    let mut out = table(&rows, markdown);
+    let _ = writeln!(
+        out,
+        "\n{} connection(s); on/off throughput {}; cost {} % (limit {COST_LIMIT_PCT} %): {}\n",
+        m.config.load.connections,
+        ratio(on, off),
+        fixed(cost, 1),
+        verdict(cost, COST_LIMIT_PCT)
+    );
+    let mut rows = vec![header(&[
+        "stats query",
+        "records",
+        "median ms",
+        "vs raw SQL",
+        "limit",
+    ])];
+    for (window, q) in &m.stats_ms {
+        rows.push(vec![
+            format!("GET …/stats?window={}", window_name(*window)),
+            m.config.records.to_string(),
+            fixed(Some(*q), 3),
+            ratio(Some(*q), Some(m.raw_ms)),
+            verdict(Some(*q), STATS_LIMIT_MS),
+        ]);
+    }
+    rows.push(vec![
+        "raw SQL aggregate over the records, 24 h (baseline)".into(),
+        m.config.records.to_string(),
+        fixed(Some(m.raw_ms), 3),
+        "1.00".into(),
+        "-".into(),
+    ]);
+    out.push_str(&table(&rows, markdown));
+    let _ = writeln!(
+        out,
+        "\n{} records written in {:.1} s ({:.0} records/s with rollups).",
+        m.config.records,
+        m.fill.as_secs_f64(),
+        m.config.records as f64 / m.fill.as_secs_f64().max(1e-9)
+    );
+    out
+}
