@@ -43,6 +43,9 @@ pub struct TlsFileConfig {
 pub struct SecretsFileConfig {
     /// The 32-byte key secrets are sealed with: 64 hex digits or base64.
     pub key: Option<String>,
+    /// Keys secrets may still be sealed with (a rotation): opened with them and
+    /// re-sealed with `key` at start-up.
+    pub previous_keys: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for SecretsFileConfig {
@@ -149,6 +152,19 @@ pub fn secret_key(f: &SecretsFileConfig, env: Option<String>) -> Result<Option<S
         .map_err(|e| anyhow::anyhow!("invalid `{name}`: {e}"))
 }
 
+/// `[secrets] previous_keys`, each validated (errors name the entry, never show it).
+pub fn previous_keys(f: &SecretsFileConfig) -> Result<Vec<SecretKey>> {
+    f.previous_keys
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, text)| {
+            SecretKey::parse(text)
+                .map_err(|e| anyhow::anyhow!("invalid `secrets.previous_keys[{i}]`: {e}"))
+        })
+        .collect()
+}
+
 /// The key to use when none is configured: the one in `<data-dir>/secret-key`, or a new
 /// one written there (mode 0600) with a warning that it must be kept with the data.
 pub fn secret_key_file(data: &Path) -> Result<SecretKey> {
@@ -231,6 +247,7 @@ mod tests {
         let hex_key = "ab".repeat(32);
         let f = SecretsFileConfig {
             key: Some(hex_key.clone()),
+            previous_keys: None,
         };
         assert!(secret_key(&f, None).unwrap().is_some());
         let e = secret_key(&f, Some("short".into()))
@@ -242,6 +259,7 @@ mod tests {
         );
         let bad = SecretsFileConfig {
             key: Some("zz".into()),
+            previous_keys: None,
         };
         assert!(
             secret_key(&bad, None)
@@ -253,6 +271,15 @@ mod tests {
             secret_key(&SecretsFileConfig::default(), None)
                 .unwrap()
                 .is_none()
+        );
+        let rotating = SecretsFileConfig {
+            key: None,
+            previous_keys: Some(vec!["cd".repeat(32), "nope".into()]),
+        };
+        let e = previous_keys(&rotating).unwrap_err().to_string();
+        assert!(
+            e.contains("secrets.previous_keys[1]") && !e.contains("nope"),
+            "{e}"
         );
     }
 

@@ -69,10 +69,12 @@ impl SecretKey {
     }
 }
 
-/// Seals and opens values with one key.
+/// Seals values with the current key; opens them with it or a previous one (during a
+/// key rotation).
 struct Sealer {
     cipher: XChaCha20Poly1305,
     key_id: String,
+    previous: Vec<(String, XChaCha20Poly1305)>,
 }
 
 /// Associated data: binds a ciphertext to its app and name (a value copied to another
@@ -87,10 +89,14 @@ fn aad(app: &str, name: &str) -> Vec<u8> {
 }
 
 impl Sealer {
-    fn new(key: &SecretKey) -> Self {
+    fn new(key: &SecretKey, previous: &[SecretKey]) -> Self {
         Self {
             cipher: XChaCha20Poly1305::new(&key.0.into()),
             key_id: key.id(),
+            previous: previous
+                .iter()
+                .map(|k| (k.id(), XChaCha20Poly1305::new(&k.0.into())))
+                .collect(),
         }
     }
 
@@ -111,12 +117,16 @@ impl Sealer {
     }
 
     fn open(&self, s: &SealedSecret) -> Result<String> {
-        if s.key_id != self.key_id {
+        let cipher = if s.key_id == self.key_id {
+            &self.cipher
+        } else if let Some((_, c)) = self.previous.iter().find(|(id, _)| *id == s.key_id) {
+            c
+        } else {
             return Err(Error::internal(format!(
                 "secret `{}` of app `{}` was sealed with key {}, but this node's key is {}",
                 s.name, s.app, s.key_id, self.key_id
             )));
-        }
+        };
         let aad = aad(&s.app, &s.name);
         let bad = || {
             Error::internal(format!(
@@ -125,8 +135,7 @@ impl Sealer {
             ))
         };
         let nonce: [u8; 24] = s.nonce.as_slice().try_into().map_err(|_| bad())?;
-        let plain = self
-            .cipher
+        let plain = cipher
             .decrypt(
                 &XNonce::from(nonce),
                 Payload {
@@ -177,14 +186,56 @@ impl Secrets {
 impl Engine {
     /// Sets the key secrets are sealed with (at start-up, before serving).
     pub fn set_secret_key(&self, key: &SecretKey) {
+        self.set_secret_keys(key, &[]);
+    }
+
+    /// Sets the sealing key and the previous keys values may still be sealed with (a
+    /// rotation: [`Engine::reseal_secrets`] then moves them to the current key).
+    pub fn set_secret_keys(&self, key: &SecretKey, previous: &[SecretKey]) {
         let mut guard = self
             .inner
             .secrets
             .sealer
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        *guard = Some(Arc::new(Sealer::new(key)));
+        *guard = Some(Arc::new(Sealer::new(key, previous)));
         lock(&self.inner.secrets.cache).clear();
+    }
+
+    /// Re-seals with the current key every secret sealed with a previous one (keeping
+    /// its times); returns how many. A value no configured key opens is left as it is,
+    /// with a warning naming it.
+    pub async fn reseal_secrets(&self) -> Result<u64> {
+        let sealer = self.inner.secrets.sealer()?;
+        let mut moved = 0;
+        for app in self.inner.store.list_apps().await? {
+            for s in self.inner.store.list_secrets(&app.name).await? {
+                if s.key_id == sealer.key_id {
+                    continue;
+                }
+                let value = match sealer.open(&s) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!("cannot re-seal: {}", e.message);
+                        continue;
+                    }
+                };
+                let (nonce, ciphertext) = sealer.seal(&s.app, &s.name, &value)?;
+                let resealed = SealedSecret {
+                    key_id: sealer.key_id.clone(),
+                    nonce,
+                    ciphertext,
+                    ..s
+                };
+                self.inner
+                    .store
+                    .put_secret(&resealed, MAX_SECRETS_PER_APP)
+                    .await?;
+                moved += 1;
+            }
+            self.inner.secrets.forget(&app.name);
+        }
+        Ok(moved)
     }
 
     /// Creates or replaces a secret (sealed before it is stored); its name and times.
@@ -354,7 +405,7 @@ mod tests {
     #[test]
     fn sealed_values_open_only_with_their_key_app_and_name() {
         let key = SecretKey::generate();
-        let s = Sealer::new(&key);
+        let s = Sealer::new(&key, &[]);
         let a = sealed(&s, "shop", "DB", "hunter2");
         assert!(!a.ciphertext.windows(7).any(|w| w == b"hunter2"));
         assert_eq!(s.open(&a).unwrap(), "hunter2");
@@ -374,9 +425,15 @@ mod tests {
         tampered.ciphertext[0] ^= 1;
         assert!(s.open(&tampered).is_err());
         // Another key: refused with both key ids named, never the value.
-        let other = Sealer::new(&SecretKey::generate());
+        let other = Sealer::new(&SecretKey::generate(), &[]);
         let e = other.open(&a).unwrap_err();
         assert!(e.message.contains(&a.key_id), "{}", e.message);
         assert!(!e.message.contains("hunter2"));
+        // A rotated node opens values of its previous key, and seals with the new one.
+        let rotated = Sealer::new(&SecretKey::generate(), &[key]);
+        assert_eq!(rotated.open(&a).unwrap(), "hunter2");
+        let fresh = sealed(&rotated, "shop", "DB", "hunter2");
+        assert_ne!(fresh.key_id, a.key_id);
+        assert!(s.open(&fresh).is_err());
     }
 }

@@ -179,3 +179,59 @@ async fn functions_get_secrets_as_env_vars_at_instance_start() {
         .await
         .expect_error(404, "secret_not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_reseals_values_under_the_new_key() {
+    let old = SecretKey::generate();
+    let h = Harness::new().await;
+    h.engine.set_secret_key(&old);
+    h.create_app("shop").await;
+    h.call_json("PUT", &format!("{S}/DB_PASS"), json!({ "value": VALUE }))
+        .await
+        .expect(200);
+    h.deploy(
+        "shop",
+        "env",
+        "env",
+        json!({ "secrets": { "DB_PASSWORD": "DB_PASS" } }),
+    )
+    .await;
+    let before = h
+        .engine
+        .store()
+        .get_secret("shop", "DB_PASS")
+        .await
+        .unwrap();
+    // A new key alone cannot open the value: the error names both key ids.
+    let new = SecretKey::generate();
+    h.engine.set_secret_key(&new);
+    let r = h.call("GET", "/fn/shop/env/DB_PASSWORD").await;
+    r.expect_error(500, "internal");
+    assert!(r.text().contains(&old.id()) && r.text().contains(&new.id()));
+    assert_no_value(&r.text());
+    // With the old key as a previous one: readable, then re-sealed under the new key.
+    h.engine.set_secret_keys(&new, &[old]);
+    assert_eq!(
+        h.call("GET", "/fn/shop/env/DB_PASSWORD").await.text(),
+        VALUE
+    );
+    assert_eq!(h.engine.reseal_secrets().await.unwrap(), 1);
+    assert_eq!(h.engine.reseal_secrets().await.unwrap(), 0);
+    let after = h
+        .engine
+        .store()
+        .get_secret("shop", "DB_PASS")
+        .await
+        .unwrap();
+    assert_eq!(after.key_id, new.id());
+    assert_ne!(after.ciphertext, before.ciphertext);
+    assert_eq!(
+        (after.created_at, after.updated_at),
+        (before.created_at, before.updated_at)
+    );
+    h.engine.set_secret_key(&new);
+    assert_eq!(
+        h.call("GET", "/fn/shop/env/DB_PASSWORD").await.text(),
+        VALUE
+    );
+}
