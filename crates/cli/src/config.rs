@@ -136,8 +136,6 @@ pub struct Config {
     pub secret_key: Option<arcus_engine::SecretKey>,
     /// Keys secrets may still be sealed with (re-sealed at start-up).
     pub previous_secret_keys: Vec<arcus_engine::SecretKey>,
-    /// Keys secrets may still be sealed with (re-sealed at start-up).
-    pub previous_secret_keys: Vec<arcus_engine::SecretKey>,
     /// Invocation records and logs are written (default true).
     pub records: bool,
     /// Metrics are kept and `/metrics` served (default true).
@@ -297,7 +295,6 @@ impl Config {
             server: crate::netsec::server_limits(&file.server)?,
             tls: crate::netsec::tls(file.tls, o.tls_cert, o.tls_key)?,
             secret_key: crate::netsec::secret_key(&file.secrets, o.secret_key)?,
-            previous_secret_keys: crate::netsec::previous_keys(&file.secrets)?,
             previous_secret_keys: crate::netsec::previous_keys(&file.secrets)?,
             tracing: crate::otlp::TracingConfig::load(file.tracing, o.otlp_endpoint)?,
             process: process_config(file.process, &data_dir)?,
