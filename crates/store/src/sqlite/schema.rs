@@ -40,8 +40,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event_trace",
         include_str!("../../migrations/0007_event_trace.sql"),
     ),
-    (8, "tokens", include_str!("../../migrations/0008_tokens.sql")),
-    (9, "secrets", include_str!("../../migrations/0009_secrets.sql")),
+    (
+        8,
+        "tokens",
+        include_str!("../../migrations/0008_tokens.sql"),
+    ),
+    (
+        9,
+        "secrets",
+        include_str!("../../migrations/0009_secrets.sql"),
+    ),
 ];
 
 /// The schema version a fresh database ends up at.
