@@ -2,6 +2,7 @@
 //! types, error codes, invocation records, and the traits at the platform's open points
 //! (`Store`, `BlobStore`). This crate does no I/O; every other crate depends on it.
 
+pub mod access_keys;
 pub mod api;
 pub mod error;
 pub mod events;

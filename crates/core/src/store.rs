@@ -5,6 +5,7 @@ use crate::Result;
 use crate::events::{AttemptResult, Event, EventStatus, NewEvent, QueueDepth};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine, LogStream};
+use crate::access_keys::{AccessKeyView, StoredAccessKey};
 use crate::secret::SealedSecret;
 use crate::stats::{Cursor, InvocationQuery, Page, Resolution, RollupQuery, RollupRow};
 use crate::tokens::{StoredToken, TokenView};
@@ -338,6 +339,19 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_token(&self, id: &str) -> Result<()>;
     /// Records that a token was used at `at` (a no-op for a deleted token).
     async fn touch_token(&self, id: &str, at: Timestamp) -> Result<()>;
+
+    // --- Access keys (deleted with their app) ---
+
+    /// Stores a new access key; `app_not_found`, `already_exists` if its id is taken,
+    /// `conflict` if its app already has `max_per_app` keys.
+    async fn create_access_key(&self, key: &StoredAccessKey, max_per_app: usize) -> Result<()>;
+    /// Reads an access key by id (with its sealed secret); `not_found`.
+    async fn get_access_key(&self, id: &str) -> Result<StoredAccessKey>;
+    /// Lists access keys (of one app, or all), oldest first, never their secrets;
+    /// `app_not_found` for a named app that does not exist.
+    async fn list_access_keys(&self, app: Option<&str>) -> Result<Vec<AccessKeyView>>;
+    /// Deletes an access key; `not_found`.
+    async fn delete_access_key(&self, id: &str) -> Result<()>;
 }
 
 /// Content-addressed storage of code blobs, keyed by hex sha256.

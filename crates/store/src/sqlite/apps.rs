@@ -155,6 +155,7 @@ pub(super) async fn delete_app(conn: &mut SqliteConnection, name: &str, force: b
         "DELETE FROM invocations WHERE app = ?",
         "DELETE FROM functions WHERE app = ?",
         "DELETE FROM secrets WHERE app = ?",
+        "DELETE FROM access_keys WHERE app = ?",
         "DELETE FROM apps WHERE name = ?",
     ] {
         sqlx::query(sql)

@@ -4,6 +4,7 @@
 //! deadlock on a lock upgrade; the busy timeout queues them instead), multi-statement
 //! reads in one deferred transaction (a consistent snapshot).
 
+mod access_keys;
 mod apps;
 mod events;
 mod invocations;
@@ -23,6 +24,7 @@ pub use schema::SCHEMA_VERSION;
 pub use versions::ALIAS_HISTORY_LIMIT;
 
 use arcus_core::events::{AttemptResult, Event, NewEvent, QueueDepth};
+use arcus_core::access_keys::{AccessKeyView, StoredAccessKey};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::secret::SealedSecret;
@@ -571,5 +573,27 @@ impl Store for SqliteStore {
     async fn touch_token(&self, id: &str, at: Timestamp) -> Result<()> {
         let mut conn = self.pool.acquire().await.map_err(util::db)?;
         tokens::touch_token(&mut conn, id, at).await
+    }
+
+    async fn create_access_key(&self, key: &StoredAccessKey, max_per_app: usize) -> Result<()> {
+        let mut tx = self.write().await?;
+        access_keys::create_access_key(&mut tx, key, max_per_app).await?;
+        commit(tx).await
+    }
+
+    async fn get_access_key(&self, id: &str) -> Result<StoredAccessKey> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        access_keys::get_access_key(&mut conn, id).await
+    }
+
+    async fn list_access_keys(&self, app: Option<&str>) -> Result<Vec<AccessKeyView>> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        access_keys::list_access_keys(&mut conn, app).await
+    }
+
+    async fn delete_access_key(&self, id: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        access_keys::delete_access_key(&mut tx, id).await?;
+        commit(tx).await
     }
 }

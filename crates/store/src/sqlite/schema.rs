@@ -50,10 +50,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "secrets",
         include_str!("../../migrations/0009_secrets.sql"),
     ),
+    (
+        10,
+        "access_keys",
+        include_str!("../../migrations/0010_access_keys.sql"),
+    ),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

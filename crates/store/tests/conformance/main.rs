@@ -44,6 +44,8 @@ macro_rules! conformance {
 }
 
 conformance!(
+    access_keys,
+    access_keys_per_app_limit,
     apps,
     functions,
     function_delete_cascades,

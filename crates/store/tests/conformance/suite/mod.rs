@@ -8,8 +8,10 @@
 //! - `stats`: invocation queries and rollups;
 //! - `triggers`: triggers and cron tick claims;
 //! - `tokens`: scoped API tokens;
+//! - `access_keys`: access keys of the Lambda-compatible API;
 //! - here: fixtures, helpers, and `seed` / `verify_seeded` for persistence checks.
 
+mod access_keys;
 mod aliases;
 mod catalog;
 mod events;
@@ -20,6 +22,7 @@ mod stats;
 mod tokens;
 mod triggers;
 
+pub use access_keys::{access_keys, access_keys_per_app_limit};
 pub use aliases::{alias_rollback, aliases};
 pub use catalog::{apps, function_delete_cascades, functions, versions};
 pub use events::{
