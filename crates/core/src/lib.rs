@@ -4,6 +4,7 @@
 
 pub mod access_keys;
 pub mod api;
+pub mod audit;
 pub mod error;
 pub mod events;
 pub mod limits;

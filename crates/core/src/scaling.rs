@@ -31,6 +31,47 @@ pub const MAX_QUEUE_TIMEOUT_MS: u32 = 900_000;
 pub const MAX_APP_INSTANCES: u32 = 100_000;
 /// Largest `max_memory_mb` of an app quota (10 TiB).
 pub const MAX_APP_MEMORY_MB: u32 = 10 << 20;
+/// Largest `rate_limit_rps` of an app or a function.
+pub const MAX_RATE_LIMIT_RPS: u32 = 1_000_000;
+/// Largest `rate_limit_burst` of an app or a function.
+pub const MAX_RATE_LIMIT_BURST: u32 = 1_000_000;
+
+/// A request-rate limit: a token bucket refilled at `rps` tokens a second holding at
+/// most `burst` (default `rps`, one second's worth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub rps: u32,
+    /// Requests that may arrive at once after an idle spell.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The limit `rps`/`burst` settings describe (`None`: no limit); `what` names the
+    /// settings in errors (`quotas`, `scaling`).
+    fn from_settings(what: &str, rps: Option<u32>, burst: Option<u32>) -> Result<Option<Self>> {
+        let Some(rps) = rps else {
+            if burst.is_some() {
+                return Err(Error::invalid(format!(
+                    "{what}.rate_limit_burst needs {what}.rate_limit_rps"
+                )));
+            }
+            return Ok(None);
+        };
+        if rps == 0 || rps > MAX_RATE_LIMIT_RPS {
+            return Err(Error::invalid(format!(
+                "{what}.rate_limit_rps must be between 1 and {MAX_RATE_LIMIT_RPS}"
+            )));
+        }
+        let burst = burst.unwrap_or(rps);
+        if burst == 0 || burst > MAX_RATE_LIMIT_BURST {
+            return Err(Error::invalid(format!(
+                "{what}.rate_limit_burst must be between 1 and {MAX_RATE_LIMIT_BURST}"
+            )));
+        }
+        Ok(Some(Self { rps, burst }))
+    }
+}
 
 /// Per-app limits on what the app's functions run at once on a node: each running
 /// invocation occupies one instance (a fresh wasm instance, or a process) and its
@@ -53,6 +94,13 @@ pub struct AppQuotas {
     /// [`DEFAULT_LOG_RETENTION_MB`](crate::limits::DEFAULT_LOG_RETENTION_MB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_retention_mb: Option<u32>,
+    /// Requests per second the app's functions may receive together on a node (HTTP
+    /// and API invokes; a token bucket); unset: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_rps: Option<u32>,
+    /// Requests the app's bucket holds; default `rate_limit_rps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 impl AppQuotas {
@@ -91,7 +139,16 @@ impl AppQuotas {
                 "quotas.log_retention_mb must be between 1 and {MAX_LOG_RETENTION_MB}"
             )));
         }
+        RateLimit::from_settings("quotas", self.rate_limit_rps, self.rate_limit_burst)?;
         Ok(())
+    }
+
+    /// The app's request-rate limit, if any (call on validated quotas; invalid settings
+    /// read as none).
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        RateLimit::from_settings("quotas", self.rate_limit_rps, self.rate_limit_burst)
+            .ok()
+            .flatten()
     }
 
     /// Days of logs and records kept (the override or the default).
@@ -127,6 +184,13 @@ pub struct Scaling {
     pub keep_alive_s: u32,
     /// How long a request may wait for capacity before 429/503; default 10000 ms.
     pub queue_timeout_ms: u32,
+    /// Requests per second the function may receive on a node (HTTP and API invokes;
+    /// a token bucket); unset: unlimited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_rps: Option<u32>,
+    /// Requests the function's bucket holds; default `rate_limit_rps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_burst: Option<u32>,
 }
 
 impl Default for Scaling {
@@ -138,6 +202,8 @@ impl Default for Scaling {
             target_utilization: DEFAULT_TARGET_UTILIZATION,
             keep_alive_s: DEFAULT_KEEP_ALIVE_S,
             queue_timeout_ms: DEFAULT_QUEUE_TIMEOUT_MS,
+            rate_limit_rps: None,
+            rate_limit_burst: None,
         }
     }
 }
@@ -203,7 +269,15 @@ impl Scaling {
                 "scaling.queue_timeout_ms must be at most {MAX_QUEUE_TIMEOUT_MS}"
             )));
         }
+        RateLimit::from_settings("scaling", self.rate_limit_rps, self.rate_limit_burst)?;
         Ok(())
+    }
+
+    /// The function's request-rate limit, if any (invalid settings read as none).
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        RateLimit::from_settings("scaling", self.rate_limit_rps, self.rate_limit_burst)
+            .ok()
+            .flatten()
     }
 }
 
@@ -225,6 +299,10 @@ mod tests {
             r#"{"log_retention_days": 366}"#,
             r#"{"log_retention_mb": 0}"#,
             r#"{"log_retention_mb": 4294967295}"#,
+            r#"{"rate_limit_rps": 0}"#,
+            r#"{"rate_limit_rps": 1000001}"#,
+            r#"{"rate_limit_burst": 5}"#,
+            r#"{"rate_limit_rps": 5, "rate_limit_burst": 0}"#,
         ] {
             let q: AppQuotas = serde_json::from_str(bad).unwrap();
             assert!(q.validate().is_err(), "{bad}");
@@ -236,6 +314,14 @@ mod tests {
         assert_eq!((r.retention_days(), r.retention_bytes()), (1, 2 << 20));
         assert_eq!(AppQuotas::default().retention_days(), 7);
         assert_eq!(AppQuotas::default().retention_bytes(), 1 << 30);
+        let rated: AppQuotas = serde_json::from_str(r#"{"rate_limit_rps": 5}"#).unwrap();
+        assert!(rated.validate().is_ok());
+        assert_eq!(rated.rate_limit(), Some(RateLimit { rps: 5, burst: 5 }));
+        assert_eq!(AppQuotas::default().rate_limit(), None);
+        let s: Scaling =
+            serde_json::from_str(r#"{"rate_limit_rps": 2, "rate_limit_burst": 9}"#).unwrap();
+        assert!(s.validate(Runtime::Wasm).is_ok());
+        assert_eq!(s.rate_limit(), Some(RateLimit { rps: 2, burst: 9 }));
     }
 
     #[test]

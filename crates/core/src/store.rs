@@ -6,6 +6,7 @@ use crate::events::{AttemptResult, Event, EventStatus, NewEvent, QueueDepth};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine, LogStream};
 use crate::access_keys::{AccessKeyView, StoredAccessKey};
+use crate::audit::{AuditEntry, AuditQuery};
 use crate::secret::SealedSecret;
 use crate::stats::{Cursor, InvocationQuery, Page, Resolution, RollupQuery, RollupRow};
 use crate::tokens::{StoredToken, TokenView};
@@ -352,6 +353,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_access_keys(&self, app: Option<&str>) -> Result<Vec<AccessKeyView>>;
     /// Deletes an access key; `not_found`.
     async fn delete_access_key(&self, id: &str) -> Result<()>;
+
+    // --- Audit log (kept past the deletion of what it names; purged by age) ---
+
+    /// Appends an audit entry; `already_exists` if its id is taken.
+    async fn insert_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Lists audit entries matching `query`, newest first (time, then insertion), one
+    /// page.
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEntry>>;
+    /// Deletes up to `limit` audit entries recorded before `older_than` (one short
+    /// transaction). Returns how many went; call again until 0.
+    async fn purge_audit(&self, older_than: Timestamp, limit: u32) -> Result<u64>;
 }
 
 /// Content-addressed storage of code blobs, keyed by hex sha256.

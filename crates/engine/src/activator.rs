@@ -322,6 +322,8 @@ mod tests {
         max_memory_mb: None,
         log_retention_days: None,
         log_retention_mb: None,
+        rate_limit_rps: None,
+        rate_limit_burst: None,
     };
 
     fn wasm<'a>(function: &'a str, scaling: &'a Scaling, quotas: &'a AppQuotas) -> Demand<'a> {

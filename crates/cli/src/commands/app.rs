@@ -47,6 +47,12 @@ enum AppCommand {
         /// MiB of log messages kept (the oldest lines go first past it).
         #[arg(long)]
         log_retention_mb: Option<u32>,
+        /// Requests per second the app's functions may receive together on a node.
+        #[arg(long)]
+        rate_limit_rps: Option<u32>,
+        /// Requests the app's rate bucket holds (default: the rps).
+        #[arg(long)]
+        rate_limit_burst: Option<u32>,
     },
     /// Delete an app.
     Delete {
@@ -97,6 +103,8 @@ pub async fn run(cmd: AppCmd) -> anyhow::Result<()> {
             max_memory_mb,
             log_retention_days,
             log_retention_mb,
+            rate_limit_rps,
+            rate_limit_burst,
         } => {
             let body = UpdateApp {
                 description: None,
@@ -105,6 +113,8 @@ pub async fn run(cmd: AppCmd) -> anyhow::Result<()> {
                     max_memory_mb,
                     log_retention_days,
                     log_retention_mb,
+                    rate_limit_rps,
+                    rate_limit_burst,
                 }),
             };
             let app = client.update_app(&name, &body).await?;

@@ -6,6 +6,7 @@
 
 mod access_keys;
 mod apps;
+mod audit;
 mod events;
 mod invocations;
 mod logs;
@@ -25,6 +26,7 @@ pub use versions::ALIAS_HISTORY_LIMIT;
 
 use arcus_core::events::{AttemptResult, Event, NewEvent, QueueDepth};
 use arcus_core::access_keys::{AccessKeyView, StoredAccessKey};
+use arcus_core::audit::{AuditEntry, AuditQuery};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::secret::SealedSecret;
@@ -595,5 +597,23 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         access_keys::delete_access_key(&mut tx, id).await?;
         commit(tx).await
+    }
+
+    async fn insert_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let mut tx = self.write().await?;
+        audit::insert(&mut tx, entry).await?;
+        commit(tx).await
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEntry>> {
+        let mut conn = self.pool.acquire().await.map_err(util::db)?;
+        audit::query(&mut conn, query).await
+    }
+
+    async fn purge_audit(&self, older_than: Timestamp, limit: u32) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let n = audit::purge(&mut tx, older_than, limit).await?;
+        commit(tx).await?;
+        Ok(n)
     }
 }

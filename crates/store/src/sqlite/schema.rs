@@ -55,10 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access_keys",
         include_str!("../../migrations/0010_access_keys.sql"),
     ),
+    (11, "audit", include_str!("../../migrations/0011_audit.sql")),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

@@ -46,6 +46,8 @@ macro_rules! conformance {
 conformance!(
     access_keys,
     access_keys_per_app_limit,
+    audit_log,
+    audit_purge,
     apps,
     functions,
     function_delete_cascades,

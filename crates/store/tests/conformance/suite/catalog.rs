@@ -35,6 +35,8 @@ pub async fn apps(s: &dyn Store) {
         max_memory_mb: Some(512),
         log_retention_days: Some(3),
         log_retention_mb: None,
+        rate_limit_rps: Some(50),
+        rate_limit_burst: None,
     };
     s.update_app(&limited).await.unwrap();
     assert_eq!(s.get_app("alpha").await.unwrap(), limited);

@@ -9,10 +9,12 @@
 //! - `triggers`: triggers and cron tick claims;
 //! - `tokens`: scoped API tokens;
 //! - `access_keys`: access keys of the Lambda-compatible API;
+//! - `audit`: the audit log;
 //! - here: fixtures, helpers, and `seed` / `verify_seeded` for persistence checks.
 
 mod access_keys;
 mod aliases;
+mod audit;
 mod catalog;
 mod events;
 mod logs;
@@ -24,6 +26,7 @@ mod triggers;
 
 pub use access_keys::{access_keys, access_keys_per_app_limit};
 pub use aliases::{alias_rollback, aliases};
+pub use audit::{audit_log, audit_purge};
 pub use catalog::{apps, function_delete_cascades, functions, versions};
 pub use events::{
     event_cancel_and_release, event_claims_and_finishes, event_dead_letters, event_enqueue,
