@@ -152,7 +152,6 @@ impl Engine {
         let traceparent = ctx.child(function_span);
         let route = self.route(&target.app, &target.function).await?;
         let resolved = self.resolve(&route, &target.qualifier).await?;
-        let resolved = self.with_secret_env(&target.app, resolved).await?;
         let mut pending = PendingRecord::new(
             self.inner.recorder.clone(),
             InvocationRecord {
@@ -174,6 +173,14 @@ impl Engine {
             crate::metrics::version_label(resolved.version, &route.aliases),
         );
         pending.spans = spans;
+        // A secret reference that cannot be resolved fails the invocation with a record.
+        let resolved = match self.with_secret_env(&target.app, resolved).await {
+            Ok(r) => r,
+            Err(e) => {
+                pending.finish(Duration::ZERO, InvocationStatus::Failed, Some(e.code), []);
+                return Err(e);
+            }
+        };
         let slot = self
             .inner
             .activator

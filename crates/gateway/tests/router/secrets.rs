@@ -175,6 +175,10 @@ async fn functions_get_secrets_as_env_vars_at_instance_start() {
         msg.contains("DB_PASSWORD") && msg.contains("DB_PASS"),
         "{msg}"
     );
+    let id = r.header("x-arcus-request-id").unwrap().to_string();
+    let record = h.wait_record("shop", "env", &id).await;
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["error_code"], "init_error");
     h.call("POST", &format!("{f}/env/versions"))
         .await
         .expect_error(404, "secret_not_found");
