@@ -7,9 +7,12 @@
 //! `bootstrap` (custom) is in the unpacked code, so a bad upload fails at upload time.
 
 mod entrypoint;
+mod fuzz;
 mod links;
 
 pub use entrypoint::check_entrypoint;
+#[doc(hidden)]
+pub use fuzz::fuzz_unpack;
 
 use crate::PrepareError;
 use std::collections::HashMap;
@@ -24,6 +27,10 @@ const S_IFMT: u32 = 0o170000;
 const S_IFLNK: u32 = 0o120000;
 /// Longest symlink target accepted (Linux's `PATH_MAX`).
 const MAX_LINK_TARGET: u64 = 4096;
+/// Longest name of one path component (Linux's `NAME_MAX`).
+const MAX_NAME_COMPONENT: usize = 255;
+/// Longest entry name: leaves room under `PATH_MAX` for the code root's own path.
+const MAX_ENTRY_NAME: usize = 2048;
 
 /// Limits of one unpack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,6 +309,12 @@ fn safe_name(raw: &[u8]) -> Result<PathBuf, PrepareError> {
     if name.contains('\0') {
         return Err(bad("contains a NUL byte"));
     }
+    if name.len() > MAX_ENTRY_NAME {
+        return Err(PrepareError::InvalidCode(format!(
+            "zip entry name of {} bytes is longer than {MAX_ENTRY_NAME} bytes",
+            name.len()
+        )));
+    }
     let unified = name.replace('\\', "/");
     if unified.starts_with('/') {
         return Err(bad("has an absolute path"));
@@ -313,6 +326,11 @@ fn safe_name(raw: &[u8]) -> Result<PathBuf, PrepareError> {
             ".." => return Err(bad("has a '..' component (path traversal)")),
             p if i == 0 && p.len() >= 2 && p.as_bytes()[1] == b':' => {
                 return Err(bad("starts with a drive letter"));
+            }
+            p if p.len() > MAX_NAME_COMPONENT => {
+                return Err(bad(&format!(
+                    "has a component longer than {MAX_NAME_COMPONENT} bytes"
+                )));
             }
             p => out.push(p),
         }
@@ -393,6 +411,10 @@ mod tests {
         assert!(safe_name(b"./").is_err());
         assert!(safe_name(b"a\xffb").is_err());
         assert!(safe_name(b"a\0b").is_err());
+        // Found by the unzip fuzz target: an over-long name was a host I/O error.
+        assert!(safe_name(&[b'a'; 255]).is_ok());
+        assert!(safe_name(&[b'a'; 256]).is_err());
+        assert!(safe_name("d/".repeat(1100).as_bytes()).is_err());
     }
 
     #[test]
