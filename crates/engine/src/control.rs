@@ -67,6 +67,7 @@ impl Engine {
         self.inner.store.delete_app(name, force).await?;
         self.inner.routes.invalidate(name, None);
         self.inner.activator.forget_app(name);
+        self.inner.rates.forget_app(name);
         Ok(())
     }
 
@@ -113,6 +114,7 @@ impl Engine {
         self.inner.store.delete_function(app, name, force).await?;
         self.inner.routes.invalidate(app, Some(name));
         self.inner.activator.forget(app, name);
+        self.inner.rates.forget(app, name);
         Ok(())
     }
 

@@ -18,6 +18,7 @@ mod logs;
 pub mod metrics;
 pub mod observe;
 mod process;
+mod ratelimit;
 mod recorder;
 mod secrets;
 pub mod trace;
@@ -26,6 +27,7 @@ pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
 pub use events::{Publisher, destination_record};
 pub use logs::LogFollower;
 pub use process::{REGION, function_arn};
+pub use ratelimit::RateRefusal;
 pub use recorder::Recorder;
 pub use secrets::SecretKey;
 
@@ -93,6 +95,7 @@ struct Inner {
     queue: events::Queue,
     spans: trace::Spans,
     secrets: secrets::Secrets,
+    rates: ratelimit::RateLimits,
 }
 
 impl Engine {
@@ -120,6 +123,7 @@ impl Engine {
             queue: events::Queue::new(store_for_queue, config.node_id),
             spans: config.spans,
             secrets: secrets::Secrets::default(),
+            rates: ratelimit::RateLimits::default(),
         });
         lifecycle::start(&inner, config.autoscale_window);
         events::start(&inner);
