@@ -362,6 +362,9 @@ pub async fn invoke(
         None | Some("") => Qualifier::live(),
         Some(q) => Qualifier::parse(q)?,
     };
+    if let Some(refused) = crate::ratelimit::admit(&s, &app, &f).await? {
+        return Ok(refused);
+    }
     let is_async = q.mode == Some(InvokeMode::Async);
     let limit = if is_async {
         MAX_ASYNC_PAYLOAD_BYTES

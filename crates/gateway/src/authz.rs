@@ -9,7 +9,7 @@
 //! | `GET /api/v1/apps` | any valid token (lists the apps it may manage) |
 //! | `/api/v1/apps/{app}/functions/{fn}/invoke` | invoke of `{app}/{fn}` |
 //! | every other `/api/v1/apps/{app}/…` | manage of `{app}` |
-//! | `/api/v1/tokens…`, `/api/v1/invocations/{id}` | any valid token; the handler checks |
+//! | `/api/v1/tokens…`, `/api/v1/invocations/{id}`, `/api/v1/audit` | any valid token; the handler checks |
 //! | anything else | admin |
 
 use crate::AppState;
@@ -37,6 +37,7 @@ fn check(
     // Routes whose resource is not in the path: the handler decides.
     let handler_decides = matched.starts_with("/api/v1/tokens")
         || matched == "/api/v1/invocations/{id}"
+        || matched == "/api/v1/audit"
         || (matched == "/api/v1/apps" && method == Method::GET);
     if handler_decides {
         return Ok(());

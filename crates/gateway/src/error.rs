@@ -85,7 +85,8 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         rendered
             .headers_mut()
             .insert(ERROR_CODE, HeaderValue::from_static(e.code.as_str()));
-        if retry_after {
+        // A handler that knows better (a rate limit's wait) sets its own Retry-After.
+        if retry_after && !rendered.headers().contains_key("retry-after") {
             rendered
                 .headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));

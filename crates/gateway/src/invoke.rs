@@ -163,6 +163,9 @@ pub async fn fn_route(
         qualifier == Qualifier::Draft,
     )
     .await?;
+    if let Some(refused) = crate::ratelimit::admit(&s, &app, &function).await? {
+        return Ok(refused);
+    }
     if let Some(len) = parts.headers.get(axum::http::header::CONTENT_LENGTH) {
         let too_big = len
             .to_str()

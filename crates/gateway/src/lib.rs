@@ -3,6 +3,7 @@
 //! `x-arcus-request-id`; every error has the shape `{"error": {code, message, request_id}}`.
 
 mod api;
+mod audit;
 mod auth;
 mod authz;
 mod error;
@@ -12,6 +13,7 @@ mod logs;
 mod observe;
 mod openapi;
 mod params;
+mod ratelimit;
 mod secrets;
 pub mod server;
 mod tokens;
@@ -140,6 +142,7 @@ fn api_router(state: AppState) -> Router<AppState> {
             "/api/v1/tokens",
             post(tokens::create_token).get(tokens::list_tokens),
         )
+        .route("/api/v1/audit", get(audit::list_audit))
         .route(
             "/api/v1/tokens/{id}",
             axum::routing::delete(tokens::delete_token),
@@ -171,6 +174,7 @@ fn api_router(state: AppState) -> Router<AppState> {
                 .delete(triggers::delete_trigger),
         )
         .layer(DefaultBodyLimit::max(MAX_API_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .route_layer(middleware::from_fn_with_state(state, authz::authorize));
     Router::new()
         .route(

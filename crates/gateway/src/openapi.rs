@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use crate::{api, events, logs, observe, secrets, tokens, triggers};
+use crate::{api, audit, events, logs, observe, secrets, tokens, triggers};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -21,6 +21,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         triggers::delete_trigger, triggers::webhook,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
         secrets::put_secret, secrets::list_secrets, secrets::delete_secret,
+        audit::list_audit,
     ),
     components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode)),
     modifiers(&BearerAuth),

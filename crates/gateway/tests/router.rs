@@ -7,6 +7,8 @@ mod common;
 
 #[path = "router/api.rs"]
 mod api;
+#[path = "router/audit.rs"]
+mod audit;
 #[path = "router/auth_limits.rs"]
 mod auth_limits;
 #[path = "router/errors.rs"]
@@ -15,6 +17,8 @@ mod errors;
 mod invoke;
 #[path = "router/logs.rs"]
 mod logs;
+#[path = "router/rate_limits.rs"]
+mod rate_limits;
 #[path = "router/secrets.rs"]
 mod secrets;
 #[path = "router/tokens.rs"]
