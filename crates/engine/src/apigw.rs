@@ -228,6 +228,78 @@ fn structured_response(
         .map_err(|e| MalformedResponse(e.to_string()))
 }
 
+/// Body of the `apigw_event` fuzz target, shared with the stable corpus replay test.
+///
+/// The input is a request in a line format: the method, the URI, `name: value` header
+/// lines, an empty line, then the body. An input `http` refuses to build is skipped;
+/// for every other one the event must be valid JSON whose `rawPath` is the URI's path
+/// and whose `body` (base64 or text) gives back the request body exactly.
+#[doc(hidden)]
+pub fn fuzz_request_event(data: &[u8]) {
+    let Some((parts, body)) = fuzz_parse_request(data) else {
+        return;
+    };
+    let ctx = EventContext {
+        request_id: "fuzz",
+        app: "app",
+        function: "fn",
+        stage: "$default",
+        source_ip: None,
+        time_epoch_ms: i64::from_le_bytes(
+            data.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 8]),
+        ),
+    };
+    let event: Value = match serde_json::from_slice(&request_event(&parts, body, &ctx)) {
+        Ok(v) => v,
+        Err(e) => panic!("the event is not JSON: {e}"),
+    };
+    assert_eq!(event["rawPath"], parts.uri.path());
+    let got = match (&event["body"], event["isBase64Encoded"].as_bool()) {
+        (Value::Null, _) => Vec::new(),
+        (Value::String(b), Some(true)) => B64.decode(b).unwrap_or_default(),
+        (Value::String(t), _) => t.as_bytes().to_vec(),
+        (other, _) => panic!("body is {other}"),
+    };
+    assert_eq!(got, body, "the event's body is not the request body");
+}
+
+/// Splits a fuzz input into request parts and body (see [`fuzz_request_event`]).
+fn fuzz_parse_request(data: &[u8]) -> Option<(http::request::Parts, &[u8])> {
+    let split = data.windows(2).position(|w| w == b"\n\n");
+    let (head, body) = match split {
+        Some(i) => (&data[..i], &data[i + 2..]),
+        None => (data, &[][..]),
+    };
+    let mut lines = head.split(|b| *b == b'\n');
+    let method = http::Method::from_bytes(lines.next()?).ok()?;
+    let uri = http::Uri::try_from(lines.next()?).ok()?;
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for line in lines {
+        let colon = line.iter().position(|b| *b == b':')?;
+        let value = line[colon + 1..]
+            .strip_prefix(b" ")
+            .unwrap_or(&line[colon + 1..]);
+        builder = builder.header(&line[..colon], value);
+    }
+    let (parts, ()) = builder.body(()).ok()?.into_parts();
+    Some((parts, body))
+}
+
+/// Body of the `apigw_response` fuzz target, shared with the stable corpus replay test:
+/// any handler result maps to a response or a [`MalformedResponse`], never a panic, and
+/// a non-structured result is always a 200.
+#[doc(hidden)]
+pub fn fuzz_result_response(data: &[u8]) {
+    let structured = serde_json::from_slice::<Value>(data)
+        .ok()
+        .is_some_and(|v| v.get("statusCode").is_some());
+    if let Ok(resp) = result_response(data) {
+        assert!(structured || resp.status() == 200, "{}", resp.status());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
