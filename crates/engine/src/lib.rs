@@ -4,6 +4,7 @@
 //! invocation records and logs.
 
 mod access;
+mod access_keys;
 mod activator;
 pub mod apigw;
 pub mod autoscale;

@@ -71,9 +71,9 @@ impl SecretKey {
 
 /// Seals values with the current key; opens them with it or a previous one (during a
 /// key rotation).
-struct Sealer {
+pub(crate) struct Sealer {
     cipher: XChaCha20Poly1305,
-    key_id: String,
+    pub(crate) key_id: String,
     previous: Vec<(String, XChaCha20Poly1305)>,
 }
 
@@ -100,7 +100,7 @@ impl Sealer {
         }
     }
 
-    fn seal(&self, app: &str, name: &str, value: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn seal(&self, app: &str, name: &str, value: &str) -> Result<(Vec<u8>, Vec<u8>)> {
         let nonce: [u8; 24] = rand::random();
         let aad = aad(app, name);
         let ct = self
@@ -116,7 +116,7 @@ impl Sealer {
         Ok((nonce.to_vec(), ct))
     }
 
-    fn open(&self, s: &SealedSecret) -> Result<String> {
+    pub(crate) fn open(&self, s: &SealedSecret) -> Result<String> {
         let cipher = if s.key_id == self.key_id {
             &self.cipher
         } else if let Some((_, c)) = self.previous.iter().find(|(id, _)| *id == s.key_id) {
@@ -168,7 +168,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Secrets {
-    fn sealer(&self) -> Result<Arc<Sealer>> {
+    pub(crate) fn sealer(&self) -> Result<Arc<Sealer>> {
         let guard = self.sealer.read().unwrap_or_else(|e| e.into_inner());
         guard.clone().ok_or_else(|| {
             Error::new(

@@ -36,6 +36,7 @@ fn check(
 ) -> Result<(), ApiError> {
     // Routes whose resource is not in the path: the handler decides.
     let handler_decides = matched.starts_with("/api/v1/tokens")
+        || matched.starts_with("/api/v1/access-keys")
         || matched == "/api/v1/invocations/{id}"
         || matched == "/api/v1/audit"
         || (matched == "/api/v1/apps" && method == Method::GET);

@@ -2,6 +2,7 @@
 //! (`/api/v1/...`) with its OpenAPI document, and health endpoints. Every response carries
 //! `x-arcus-request-id`; every error has the shape `{"error": {code, message, request_id}}`.
 
+mod access_keys;
 mod api;
 mod audit;
 mod auth;
@@ -9,6 +10,7 @@ mod authz;
 mod error;
 mod events;
 mod invoke;
+mod lambda;
 mod logs;
 mod observe;
 mod openapi;
@@ -16,6 +18,7 @@ mod params;
 mod ratelimit;
 mod secrets;
 pub mod server;
+mod sigv4;
 mod tokens;
 mod trace;
 mod triggers;
@@ -144,6 +147,14 @@ fn api_router(state: AppState) -> Router<AppState> {
         )
         .route("/api/v1/audit", get(audit::list_audit))
         .route(
+            "/api/v1/access-keys",
+            post(access_keys::create_access_key).get(access_keys::list_access_keys),
+        )
+        .route(
+            "/api/v1/access-keys/{id}",
+            axum::routing::delete(access_keys::delete_access_key),
+        )
+        .route(
             "/api/v1/tokens/{id}",
             axum::routing::delete(tokens::delete_token),
         )
@@ -201,6 +212,10 @@ pub fn router(state: AppState) -> Router {
                 state.clone(),
                 trace::gateway_span,
             )),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/invocations",
+            post(lambda::invoke).layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/hooks/{trigger_id}",

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use crate::{api, audit, events, logs, observe, secrets, tokens, triggers};
+use crate::{access_keys, api, audit, events, logs, observe, secrets, tokens, triggers};
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -20,6 +20,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         triggers::create_trigger, triggers::list_triggers, triggers::get_trigger, triggers::update_trigger,
         triggers::delete_trigger, triggers::webhook,
         tokens::create_token, tokens::list_tokens, tokens::delete_token,
+        access_keys::create_access_key, access_keys::list_access_keys, access_keys::delete_access_key,
         secrets::put_secret, secrets::list_secrets, secrets::delete_secret,
         audit::list_audit,
     ),

@@ -343,6 +343,8 @@ fn served_paths() -> Vec<(&'static str, &'static [&'static str])> {
         ("/api/v1/invocations/{id}", &["get"]),
         ("/api/v1/tokens", &["get", "post"]),
         ("/api/v1/tokens/{id}", &["delete"]),
+        ("/api/v1/access-keys", &["get", "post"]),
+        ("/api/v1/access-keys/{id}", &["delete"]),
         ("/api/v1/audit", &["get"]),
         (
             "/api/v1/apps/{app}/functions/{function}/async-invocations",

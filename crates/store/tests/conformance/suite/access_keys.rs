@@ -51,7 +51,10 @@ pub async fn access_keys(s: &dyn Store) {
         ["ARCAAAAAAAAAAAAAAAA0", "ARCAAAAAAAAAAAAAAAA1"]
     );
     assert_eq!(s.list_access_keys(None).await.unwrap().len(), 3);
-    assert_err(s.list_access_keys(Some("nope")).await, ErrorCode::AppNotFound);
+    assert_err(
+        s.list_access_keys(Some("nope")).await,
+        ErrorCode::AppNotFound,
+    );
 
     s.delete_access_key("ARCAAAAAAAAAAAAAAAA0").await.unwrap();
     assert_err(
