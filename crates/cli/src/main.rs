@@ -13,8 +13,8 @@ mod target;
 
 use clap::{Parser, Subcommand};
 use commands::{
-    alias, app, deploy, function, invoke, observe, queue, records, secret, token, top, trigger,
-    versions,
+    alias, app, audit, deploy, function, invoke, observe, queue, records, secret, token, top,
+    trigger, versions,
 };
 use std::process::ExitCode;
 
@@ -67,6 +67,8 @@ enum Command {
     Secret(secret::SecretCmd),
     /// Create, list and revoke scoped API tokens.
     Token(token::TokenCmd),
+    /// Show the audit log of control-plane changes (who, what, before/after, when, from where).
+    Audit(audit::AuditArgs),
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -88,6 +90,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Trigger(cmd) => trigger::run(cmd).await?,
         Command::Secret(cmd) => secret::run(cmd).await?,
         Command::Token(cmd) => token::run(cmd).await?,
+        Command::Audit(args) => audit::run(args).await?,
         Command::Invocation(args) => queue::invocation(args).await?,
         Command::Queue(cmd) => queue::run(cmd).await?,
     }

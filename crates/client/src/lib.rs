@@ -13,6 +13,7 @@
 //! Every method maps one endpoint and returns the types of `arcus_core`; API errors
 //! come back as [`ClientError::Api`] with the server's code, message and request id.
 
+mod audit;
 mod error;
 mod events;
 mod invoke;
@@ -22,6 +23,7 @@ mod secrets;
 mod tokens;
 mod triggers;
 
+pub use audit::AuditFilter;
 pub use error::ClientError;
 pub use events::Redriven;
 pub use invoke::InvokeResponse;

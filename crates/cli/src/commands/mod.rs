@@ -2,6 +2,7 @@
 
 pub mod alias;
 pub mod app;
+pub mod audit;
 pub mod deploy;
 pub mod function;
 pub mod invoke;
