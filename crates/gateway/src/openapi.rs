@@ -1,5 +1,8 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
+mod common;
+
+use common::CommonResponses;
 use crate::{access_keys, api, audit, events, logs, observe, secrets, tokens, triggers};
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -25,7 +28,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         audit::list_audit,
     ),
     components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
