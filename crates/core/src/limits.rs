@@ -57,5 +57,7 @@ pub const MAX_SECRET_VALUE_BYTES: usize = 32 * 1024;
 pub const MAX_SECRET_NAME_BYTES: usize = 128;
 /// Largest number of secrets per app.
 pub const MAX_SECRETS_PER_APP: u32 = 100;
+/// Largest number of functions in one app.
+pub const MAX_FUNCTIONS_PER_APP: usize = 1000;
 /// Largest number of secret references (env var → secret) per function.
 pub const MAX_SECRET_REFS: usize = 64;

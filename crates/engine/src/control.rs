@@ -74,6 +74,18 @@ impl Engine {
     /// Creates a function with a draft config and no code.
     pub async fn create_function(&self, app: &str, req: CreateFunction) -> Result<Function> {
         let (name, config, meta) = req.into_parts()?;
+        // Checked before the insert, not in its transaction: concurrent creates can
+        // pass it together by a few (docs/limits.md).
+        let existing = self.inner.store.list_functions(app).await?.len();
+        if existing >= limits::MAX_FUNCTIONS_PER_APP {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!(
+                    "app `{app}` already has {existing} functions; the limit is {}",
+                    limits::MAX_FUNCTIONS_PER_APP
+                ),
+            ));
+        }
         self.check_secrets_exist(app, config.secrets.values().map(String::as_str))
             .await?;
         let t = now();

@@ -146,3 +146,22 @@ async fn bad_rate_limits_are_refused_and_change_nothing() {
         .json(&json!({ "name": "g", "scaling": { "rate_limit_rps": 0 } }));
     h.fails(r, 400, "invalid_request").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_per_app_are_limited() {
+    use arcus_core::limits::MAX_FUNCTIONS_PER_APP;
+    let h = Harness::new().await;
+    h.create_app("many").await;
+    h.create_app("other").await;
+    for i in 0..MAX_FUNCTIONS_PER_APP {
+        h.create_function("many", json!({ "name": format!("f{i}") }))
+            .await;
+    }
+    let r = req("POST", "/api/v1/apps/many/functions")
+        .token()
+        .json(&json!({ "name": "one-more" }));
+    let over = h.fails(r, 409, "conflict").await;
+    assert!(over.text().contains("1000"), "{}", over.text());
+    // Other apps have room.
+    h.create_function("other", json!({ "name": "f" })).await;
+}
