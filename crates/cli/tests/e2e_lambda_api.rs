@@ -1,0 +1,160 @@
+//! End-to-end: the Lambda-compatible invoke API with real AWS clients. A node runs wasm
+//! and python3 functions; an access key is created over the REST API (its secret shown
+//! once, never listed); a boto3 script (`lambda_api.py`) checks RequestResponse, Event,
+//! DryRun, Qualifier and ARN names, LogType=Tail, function errors, Lambda's error types,
+//! another app's functions, a wrong secret and an unknown key; then `aws lambda invoke`
+//! (the AWS CLI from PyPI) invokes with the same key.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use arcus_core::api::CreateFunction;
+use arcus_core::model::Runtime;
+use arcus_testkit::fixtures;
+use arcus_testkit::node::Node;
+use common::http;
+use serde_json::{Value, json};
+use std::process::Command;
+
+fn py(name: &str, handler: &str) -> CreateFunction {
+    CreateFunction {
+        name: name.to_string(),
+        runtime: Some(Runtime::Python3),
+        handler: Some(format!("app.{handler}")),
+        ..Default::default()
+    }
+}
+
+fn wasm(name: &str) -> CreateFunction {
+    CreateFunction {
+        name: name.to_string(),
+        ..Default::default()
+    }
+}
+
+async fn create_key(node: &Node, app: &str) -> (u16, Value) {
+    let resp = http()
+        .post(format!("{}/api/v1/access-keys", node.url()))
+        .bearer_auth(node.token())
+        .json(&json!({"app": app, "name": "boto3"}))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// The environment of an AWS client run: only the given key, no config files.
+fn aws_env(cmd: &mut Command, dir: &std::path::Path, id: &str, secret: &str) {
+    cmd.env("AWS_ACCESS_KEY_ID", id)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", dir.join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_and_the_aws_cli_invoke_through_access_keys() {
+    let node = Node::start(common::bin());
+    node.create_app("shop").await;
+    node.create_app("other").await;
+    let zip = fixtures::handler_zip("python");
+    node.deploy_code("shop", py("py", "handler"), zip.clone())
+        .await;
+    node.deploy_code("shop", py("pyfail", "fail"), zip).await;
+    node.deploy("shop", wasm("echo"), &fixtures::path("echo"))
+        .await;
+    node.deploy("other", wasm("secret-fn"), &fixtures::path("echo"))
+        .await;
+
+    let (status, key) = create_key(&node, "shop").await;
+    assert_eq!(status, 201, "{key}");
+    let id = key["id"].as_str().unwrap().to_string();
+    let secret = key["secret_access_key"].as_str().unwrap().to_string();
+    assert!(id.starts_with("ARC") && id.len() == 20, "{id}");
+    assert_eq!(secret.len(), 40);
+    let (status, err) = create_key(&node, "missing-app").await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("app_not_found"))
+    );
+    let listed = http()
+        .get(format!("{}/api/v1/access-keys?app=shop", node.url()))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains(&id) && !listed.contains(&secret),
+        "{listed}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lambda_api.py");
+    let mut cmd = Command::new("python3");
+    cmd.args([script, &node.url(), "shop", &id, &secret]);
+    aws_env(&mut cmd, dir.path(), &id, &secret);
+    let out = cmd
+        .output()
+        .expect("python3 with boto3 (pip install boto3)");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "boto3 checks failed:\n{text}");
+    assert!(text.contains("all checks passed"), "{text}");
+
+    // The AWS CLI, with the same key.
+    let outfile = dir.path().join("out.json");
+    let mut cmd = Command::new("aws");
+    cmd.args(["lambda", "invoke", "--endpoint-url", &node.url()])
+        .args(["--function-name", "py", "--qualifier", "1"])
+        .args(["--payload", r#"{"from":"cli"}"#])
+        .arg(&outfile);
+    aws_env(&mut cmd, dir.path(), &id, &secret);
+    let out = cmd.output().expect("aws (pip install awscli)");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "aws lambda invoke failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(meta["StatusCode"], 200, "{meta}");
+    assert_eq!(meta["ExecutedVersion"], "1", "{meta}");
+    let payload: Value = serde_json::from_slice(&std::fs::read(&outfile).unwrap()).unwrap();
+    assert_eq!(payload["event"], json!({"from": "cli"}));
+
+    // A wrong secret is refused by the CLI's call too, and a deleted key stops at once.
+    let mut cmd = Command::new("aws");
+    cmd.args(["lambda", "invoke", "--endpoint-url", &node.url()])
+        .args(["--function-name", "py"])
+        .arg(dir.path().join("bad.json"));
+    aws_env(&mut cmd, dir.path(), &id, &"y".repeat(40));
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && stderr.contains("InvalidSignatureException"),
+        "{stderr}"
+    );
+    let del = http()
+        .delete(format!("{}/api/v1/access-keys/{id}", node.url()))
+        .bearer_auth(node.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let mut cmd = Command::new("aws");
+    cmd.args(["lambda", "invoke", "--endpoint-url", &node.url()])
+        .args(["--function-name", "py"])
+        .arg(dir.path().join("gone.json"));
+    aws_env(&mut cmd, dir.path(), &id, &secret);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("UnrecognizedClientException"), "{stderr}");
+}
