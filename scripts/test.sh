@@ -28,6 +28,11 @@ command -v slirp4netns >/dev/null 2>&1 || apt_install slirp4netns
 for tool in cmake autoreconf automake libtoolize make g++; do
   command -v "$tool" >/dev/null 2>&1 || { apt_install cmake autoconf automake libtool make g++; break; }
 done
+# The Lambda-compatible API e2e test drives a node with boto3 and the AWS CLI (PyPI).
+if ! python3 -c 'import boto3' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>&1; then
+  log "installing boto3 and awscli"
+  python3 -m pip install -q boto3 awscli || python3 -m pip install -q --break-system-packages boto3 awscli
+fi
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || { log "adding wasm32-wasip2"; rustup target add wasm32-wasip2; }
 command -v cargo-nextest >/dev/null 2>&1 || { log "installing cargo-nextest"; cargo install --locked cargo-nextest; }
 
