@@ -27,7 +27,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         secrets::put_secret, secrets::list_secrets, secrets::delete_secret,
         audit::list_audit,
     ),
-    components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode)),
+    components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode, api::InvokeMode)),
     modifiers(&BearerAuth, &CommonResponses),
     security(("bearer" = [])),
 )]

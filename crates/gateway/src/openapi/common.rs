@@ -90,6 +90,14 @@ mod tests {
     #[test]
     fn every_operation_declares_its_path_params_and_auth_errors() {
         let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let text = doc.to_string();
+        for r in text.split("\"#/components/schemas/").skip(1) {
+            let name = r.split('"').next().unwrap();
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "dangling $ref {name}"
+            );
+        }
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.len() > 10);
         for (path, item) in paths {
