@@ -33,6 +33,11 @@ if ! python3 -c 'import boto3' >/dev/null 2>&1 || ! command -v aws >/dev/null 2>
   log "installing boto3 and awscli"
   python3 -m pip install -q boto3 awscli || python3 -m pip install -q --break-system-packages boto3 awscli
 fi
+# schemathesis (PyPI) drives the OpenAPI document against a node (e2e_schemathesis).
+if ! command -v schemathesis >/dev/null 2>&1; then
+  log "installing schemathesis"
+  python3 -m pip install -q schemathesis || python3 -m pip install -q --break-system-packages schemathesis
+fi
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || { log "adding wasm32-wasip2"; rustup target add wasm32-wasip2; }
 command -v cargo-nextest >/dev/null 2>&1 || { log "installing cargo-nextest"; cargo install --locked cargo-nextest; }
 
