@@ -13,8 +13,8 @@ mod target;
 
 use clap::{Parser, Subcommand};
 use commands::{
-    alias, app, audit, deploy, function, invoke, observe, queue, records, secret, token, top,
-    trigger, versions,
+    access_key, alias, app, audit, deploy, function, invoke, observe, queue, records, secret,
+    token, top, trigger, versions,
 };
 use std::process::ExitCode;
 
@@ -67,6 +67,8 @@ enum Command {
     Secret(secret::SecretCmd),
     /// Create, list and revoke scoped API tokens.
     Token(token::TokenCmd),
+    /// Create, list and delete access keys for the Lambda-compatible API (boto3, AWS CLI).
+    AccessKey(access_key::AccessKeyCmd),
     /// Show the audit log of control-plane changes (who, what, before/after, when, from where).
     Audit(audit::AuditArgs),
 }
@@ -90,6 +92,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Trigger(cmd) => trigger::run(cmd).await?,
         Command::Secret(cmd) => secret::run(cmd).await?,
         Command::Token(cmd) => token::run(cmd).await?,
+        Command::AccessKey(cmd) => access_key::run(cmd).await?,
         Command::Audit(args) => audit::run(args).await?,
         Command::Invocation(args) => queue::invocation(args).await?,
         Command::Queue(cmd) => queue::run(cmd).await?,

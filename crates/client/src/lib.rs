@@ -19,6 +19,7 @@ mod events;
 mod invoke;
 mod logs;
 mod observe;
+mod access_keys;
 mod secrets;
 mod tokens;
 mod triggers;

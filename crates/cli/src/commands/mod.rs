@@ -1,5 +1,6 @@
 //! The client subcommands, one module per command group.
 
+pub mod access_key;
 pub mod alias;
 pub mod app;
 pub mod audit;
