@@ -260,7 +260,7 @@ pub fn render(m: &Measured, markdown: bool) -> String {
         "stats query",
         "records",
         "median ms",
-        "vs raw SQL",
+        "raw SQL ÷ this",
         "limit",
     ])];
     for (window, q) in &m.stats_ms {
@@ -268,7 +268,7 @@ pub fn render(m: &Measured, markdown: bool) -> String {
             format!("GET …/stats?window={}", window_name(*window)),
             m.config.records.to_string(),
             fixed(Some(*q), 3),
-            ratio(Some(*q), Some(m.raw_ms)),
+            ratio(Some(m.raw_ms), Some(*q)),
             verdict(Some(*q), STATS_LIMIT_MS),
         ]);
     }
