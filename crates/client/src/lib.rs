@@ -13,13 +13,13 @@
 //! Every method maps one endpoint and returns the types of `arcus_core`; API errors
 //! come back as [`ClientError::Api`] with the server's code, message and request id.
 
+mod access_keys;
 mod audit;
 mod error;
 mod events;
 mod invoke;
 mod logs;
 mod observe;
-mod access_keys;
 mod secrets;
 mod tokens;
 mod triggers;

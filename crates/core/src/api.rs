@@ -651,7 +651,11 @@ mod tests {
     fn secret_references_are_validated() {
         let make = |env: &[(&str, &str)], secrets: &[(&str, &str)]| CreateFunction {
             name: "f".into(),
-            env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            env: Some(
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
             secrets: Some(
                 secrets
                     .iter()

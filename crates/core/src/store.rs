@@ -2,11 +2,11 @@
 //! later); callers only see these traits, picked by config.
 
 use crate::Result;
+use crate::access_keys::{AccessKeyView, StoredAccessKey};
+use crate::audit::{AuditEntry, AuditQuery};
 use crate::events::{AttemptResult, Event, EventStatus, NewEvent, QueueDepth};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
 use crate::record::{InvocationRecord, LogLine, LogStream};
-use crate::access_keys::{AccessKeyView, StoredAccessKey};
-use crate::audit::{AuditEntry, AuditQuery};
 use crate::secret::SealedSecret;
 use crate::stats::{Cursor, InvocationQuery, Page, Resolution, RollupQuery, RollupRow};
 use crate::tokens::{StoredToken, TokenView};

@@ -182,12 +182,9 @@ impl Engine {
                 tokio::time::sleep(RETENTION_PAUSE).await;
             }
         }
-        let audit_cutoff = now
-            - time::Duration::days(i64::from(
-                arcus_core::audit::DEFAULT_AUDIT_RETENTION_DAYS,
-            ));
-        while store.purge_audit(audit_cutoff, RETENTION_BATCH).await?
-            == u64::from(RETENTION_BATCH)
+        let audit_cutoff =
+            now - time::Duration::days(i64::from(arcus_core::audit::DEFAULT_AUDIT_RETENTION_DAYS));
+        while store.purge_audit(audit_cutoff, RETENTION_BATCH).await? == u64::from(RETENTION_BATCH)
         {
             tokio::time::sleep(RETENTION_PAUSE).await;
         }

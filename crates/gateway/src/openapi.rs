@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::CommonResponses;
 use crate::{access_keys, api, audit, events, logs, observe, secrets, tokens, triggers};
+use common::CommonResponses;
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

@@ -24,9 +24,9 @@ pub use records::DEFAULT_LIMIT as DEFAULT_RECORD_LIMIT;
 pub use schema::SCHEMA_VERSION;
 pub use versions::ALIAS_HISTORY_LIMIT;
 
-use arcus_core::events::{AttemptResult, Event, NewEvent, QueueDepth};
 use arcus_core::access_keys::{AccessKeyView, StoredAccessKey};
 use arcus_core::audit::{AuditEntry, AuditQuery};
+use arcus_core::events::{AttemptResult, Event, NewEvent, QueueDepth};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
 use arcus_core::record::{InvocationRecord, LogLine};
 use arcus_core::secret::SealedSecret;
