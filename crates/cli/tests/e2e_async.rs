@@ -653,12 +653,7 @@ async fn metrics_count_invocations_and_async_attempts() {
         401,
         "token required"
     );
-    let value = |text: &str, name: &str, labels: &[&str]| -> Option<f64> {
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-            .find(|l| labels.iter().all(|lab| l.contains(lab)))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-    };
+    let value = common::metric_sample;
     let text = poll(
         "metrics of every invocation",
         Duration::from_secs(10),

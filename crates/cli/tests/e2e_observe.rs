@@ -8,7 +8,7 @@ mod common;
 use arcus_core::api::CreateFunction;
 use arcus_testkit::fixtures;
 use arcus_testkit::node::Node;
-use common::{api_get as get, api_get_ok as get_ok, bin, http};
+use common::{api_get as get, api_get_ok as get_ok, bin, http, metric_sample as sample};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -282,14 +282,6 @@ async fn bad_queries_are_refused_and_the_cli_reads_the_same() {
         String::from_utf8_lossy(&out.stderr).contains("invalid_request"),
         "{out:?}"
     );
-}
-
-/// The value of the first sample of `name` whose line holds every label of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| labels.iter().all(|lab| l.contains(lab)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 async fn scrape(node: &Node) -> String {

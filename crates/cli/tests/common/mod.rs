@@ -151,3 +151,12 @@ pub async fn api_get_ok(node: &arcus_testkit::node::Node, path: &str) -> serde_j
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
+
+/// The value of the first sample of `name` in Prometheus text whose line holds every
+/// label of `labels` (e.g. `function="f"`).
+pub fn metric_sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|lab| l.contains(lab)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
