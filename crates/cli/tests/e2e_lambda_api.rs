@@ -2,7 +2,8 @@
 //! and python3 functions; an access key is created over the REST API (its secret shown
 //! once, never listed); a boto3 script (`lambda_api.py`) checks RequestResponse, Event,
 //! DryRun, Qualifier and ARN names, LogType=Tail, function errors, Lambda's error types,
-//! another app's functions, a wrong secret and an unknown key; then `aws lambda invoke`
+//! another app's functions, a wrong secret, an unknown key and a function's request-rate
+//! limit (TooManyRequestsException); then `aws lambda invoke`
 //! (the AWS CLI from PyPI) invokes with the same key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -67,6 +68,23 @@ async fn boto3_and_the_aws_cli_invoke_through_access_keys() {
         .await;
     node.deploy("other", wasm("secret-fn"), &fixtures::path("echo"))
         .await;
+    // A function with a small request-rate limit (set after its first, cold, call).
+    node.deploy("shop", wasm("limited"), &fixtures::path("echo"))
+        .await;
+    let warm = http()
+        .get(format!("{}/fn/shop/limited/", node.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status().as_u16(), 200);
+    let patched = http()
+        .patch(format!("{}/api/v1/apps/shop/functions/limited", node.url()))
+        .bearer_auth(node.token())
+        .json(&json!({"scaling": {"rate_limit_rps": 1, "rate_limit_burst": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status().as_u16(), 200);
 
     // The key is made with the CLI; its secret is printed once and never listed.
     let key =

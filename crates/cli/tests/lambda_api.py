@@ -92,4 +92,38 @@ check(error_code(lambda: lam.invoke(FunctionName="py", Payload=big))[0] == "Requ
 check(error_code(lambda: client("x" * 40).invoke(FunctionName="py", Payload=b"{}")) == ("InvalidSignatureException", 403), "wrong secret refused")
 bad_id = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="ARCAAAAAAAAAAAAAAAAA", aws_secret_access_key=secret)
 check(error_code(lambda: bad_id.invoke(FunctionName="py", Payload=b"{}")) == ("UnrecognizedClientException", 403), "unknown key refused")
+# Request-rate limits apply as on /fn: `limited` has 1 request/s and a burst of 2. A
+# client that does not retry sees TooManyRequestsException (429, Retry-After); DryRun
+# takes no token; Event calls are limited too; other functions are not.
+once = boto3.client(
+    "lambda",
+    endpoint_url=endpoint,
+    region_name="eu-west-3",
+    aws_access_key_id=key_id,
+    aws_secret_access_key=secret,
+    config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+)
+
+
+def first_refusal(call, n=10):
+    for i in range(n):
+        try:
+            call()
+        except botocore.exceptions.ClientError as e:
+            return i, e
+    return n, None
+
+
+i, e = first_refusal(lambda: once.invoke(FunctionName="limited", Payload=b"{}"))
+check(e is not None and i >= 2, "the burst of 2 is admitted, then refused (after %d)" % i)
+meta = e.response["ResponseMetadata"]
+check(e.response["Error"]["Code"] == "TooManyRequestsException" and meta["HTTPStatusCode"] == 429, "TooManyRequestsException 429")
+check(meta["HTTPHeaders"].get("retry-after") == "1", "Retry-After: %r" % meta["HTTPHeaders"].get("retry-after"))
+check("shop/limited" in e.response["Error"]["Message"], "message names the function: %r" % e.response["Error"]["Message"])
+r = once.invoke(FunctionName="limited", InvocationType="DryRun", Payload=b"{}")
+check(r["StatusCode"] == 204, "DryRun is not rate-limited")
+i, e = first_refusal(lambda: once.invoke(FunctionName="limited", InvocationType="Event", Payload=b"{}"))
+check(e is not None and e.response["Error"]["Code"] == "TooManyRequestsException", "Event calls are rate-limited")
+r = once.invoke(FunctionName="echo", Payload=b"{}")
+check(r["StatusCode"] == 200, "another function is not limited")
 print("all checks passed")

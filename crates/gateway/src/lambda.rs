@@ -15,7 +15,7 @@ use arcus_core::names::Qualifier;
 use arcus_core::record::TriggerKind;
 use arcus_core::store::LogQuery;
 use arcus_core::{Error, ErrorCode};
-use arcus_engine::{Input, Invoked, Target};
+use arcus_engine::{Input, Invoked, RateRefusal, Target};
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -33,6 +33,8 @@ pub struct LambdaError {
     status: StatusCode,
     kind: &'static str,
     message: String,
+    /// `Retry-After` in seconds, for a rate-limit refusal.
+    retry_after_s: Option<u64>,
 }
 
 impl LambdaError {
@@ -41,6 +43,19 @@ impl LambdaError {
             status,
             kind,
             message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// A request-rate refusal: 429 `TooManyRequestsException` with `Retry-After`.
+    fn rate_limited(refusal: RateRefusal) -> Self {
+        Self {
+            retry_after_s: Some(refusal.retry_after_s),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequestsException",
+                refusal.message,
+            )
         }
     }
 
@@ -107,6 +122,10 @@ impl IntoResponse for LambdaError {
         let mut resp = (self.status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert("x-amzn-errortype", HeaderValue::from_static(self.kind));
+        if let Some(secs) = self.retry_after_s {
+            resp.headers_mut()
+                .insert("retry-after", HeaderValue::from(secs));
+        }
         resp
     }
 }
@@ -273,6 +292,13 @@ async fn run(s: &AppState, id: &str, name: &str, req: Request) -> Res<Response> 
         ));
     }
     let qualifier = parse_qualifier(name_qualifier.or(query_q).as_deref())?;
+    // The request-rate limits of `/fn` and `.../invoke`, once the caller and the name
+    // are known and before anything runs; a DryRun runs nothing and takes no token.
+    if kind != InvocationType::DryRun
+        && let Some(refusal) = s.engine.admit_request(&app, &function).await?
+    {
+        return Err(LambdaError::rate_limited(refusal));
+    }
     let payload = if body.is_empty() {
         Bytes::from_static(b"{}")
     } else {
