@@ -2,108 +2,14 @@
 //! variables, then flags. Validated at start-up; unknown keys and bad values are errors
 //! that name the key.
 
+use crate::config_file::{EngineDefaults, ProcessSettings};
 use anyhow::{Context, Result, bail};
 use arcus_runtime_process::ProcessConfig;
-use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The settings a TOML config file may contain (every key optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Address to listen on.
-    pub listen: Option<String>,
-    /// Directory of the database, code blobs and compiled artefacts.
-    pub data_dir: Option<PathBuf>,
-    /// Seconds in-flight requests get to finish after SIGTERM.
-    pub shutdown_grace_s: Option<u64>,
-    /// Wasm runtime settings.
-    #[serde(default)]
-    pub wasm: WasmFileConfig,
-    /// Process runtime settings (python3, node, custom).
-    #[serde(default)]
-    pub process: ProcessFileConfig,
-    /// Autoscaler settings.
-    #[serde(default)]
-    pub autoscale: AutoscaleFileConfig,
-    /// Trace export settings.
-    #[serde(default)]
-    pub tracing: crate::otlp::TracingFileConfig,
-    /// Listener limits.
-    #[serde(default)]
-    pub server: crate::netsec::ServerFileConfig,
-    /// HTTPS certificate and key.
-    #[serde(default)]
-    pub tls: crate::netsec::TlsFileConfig,
-    /// Secret sealing key.
-    #[serde(default)]
-    pub secrets: crate::netsec::SecretsFileConfig,
-    /// Invocation records, logs and metrics.
-    #[serde(default)]
-    pub observability: ObservabilityFileConfig,
-}
-
-/// `[observability]` section: both on by default; off is for measuring their cost or
-/// for nodes whose owners want no records at all.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObservabilityFileConfig {
-    /// Write invocation records and log lines (and so stats, usage and `arcus logs`).
-    pub records: Option<bool>,
-    /// Keep Prometheus metrics and serve `/metrics`.
-    pub metrics: Option<bool>,
-}
-
-/// `[autoscale]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AutoscaleFileConfig {
-    /// Seconds of in-flight load the autoscaler averages over; default 60 (the panic
-    /// window is a tenth of it).
-    pub stable_window_s: Option<u64>,
-}
-
-/// `[process]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessFileConfig {
-    /// The python3 interpreter (a real binary, not a shim); default `/usr/bin/python3`.
-    pub python3: Option<PathBuf>,
-    /// The node binary; default `/usr/bin/node`.
-    pub node: Option<PathBuf>,
-    /// bubblewrap; default `/usr/bin/bwrap`.
-    pub bwrap: Option<PathBuf>,
-    /// slirp4netns (outbound network); default `/usr/bin/slirp4netns`.
-    pub slirp4netns: Option<PathBuf>,
-    /// Host uid the sandboxed processes run as; default 65534.
-    pub sandbox_uid: Option<u32>,
-    /// Host gid the sandboxed processes run as; default 65534.
-    pub sandbox_gid: Option<u32>,
-    /// Size of each instance's /tmp in MiB; default 512.
-    pub tmp_size_mb: Option<u32>,
-    /// Processes/threads per instance; default 256.
-    pub pids_max: Option<u32>,
-    /// Live process instances per node; default 64.
-    pub max_instances: Option<usize>,
-    /// MiB the live process instances of the node may hold together; default 16384.
-    pub memory_budget_mb: Option<u32>,
-    /// Seconds an idle instance is kept; default 300.
-    pub idle_timeout_s: Option<u64>,
-}
-
-/// `[wasm]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WasmFileConfig {
-    /// Wasm instances that may run at once on this node.
-    pub max_instances: Option<u32>,
-    /// Loaded components kept in memory.
-    pub max_loaded_components: Option<usize>,
-    /// MiB the running wasm instances may hold at once (each counts its `memory_mb`).
-    pub memory_budget_mb: Option<u32>,
-}
+pub use crate::config_file::Overrides;
 
 /// Validated configuration of `arcus serve`.
 #[derive(Debug, Clone)]
@@ -142,58 +48,47 @@ pub struct Config {
     pub metrics: bool,
 }
 
-/// Validates `[process]` into the runtime's config, its work dir under `data_dir`.
-fn process_config(f: ProcessFileConfig, data_dir: &std::path::Path) -> Result<ProcessConfig> {
-    let sandbox_uid = f.sandbox_uid.unwrap_or(65534);
-    let sandbox_gid = f.sandbox_gid.unwrap_or(65534);
-    if sandbox_uid == 0 || sandbox_gid == 0 {
-        bail!(
-            "invalid `process.sandbox_uid`/`process.sandbox_gid`: functions never run as root (0)"
-        );
+/// The defaults the engine and the gateway own, for [`crate::config_file::validate`].
+pub fn engine_defaults() -> EngineDefaults {
+    let server = arcus_gateway::server::ServerLimits::default();
+    EngineDefaults {
+        wasm_memory_budget_mb: arcus_engine::DEFAULT_WASM_MEMORY_BUDGET_MB,
+        header_read_timeout: server.header_read_timeout,
+        max_header_bytes: server.max_header_bytes,
+        min_header_bytes: arcus_gateway::server::MIN_HEADER_BYTES,
+        max_headers: server.max_headers,
+        body_read_timeout: server.body_read_timeout,
+        max_connections: server.max_connections,
     }
-    let tmp_size_mb = f.tmp_size_mb.unwrap_or(512);
-    if !(1..=10_240).contains(&tmp_size_mb) {
-        bail!("invalid `process.tmp_size_mb`: {tmp_size_mb} is not in 1..=10240");
-    }
-    let pids_max = f.pids_max.unwrap_or(256);
-    if !(8..=65_536).contains(&pids_max) {
-        bail!("invalid `process.pids_max`: {pids_max} is not in 8..=65536");
-    }
-    let max_instances = f.max_instances.unwrap_or(64);
-    if !(1..=10_000).contains(&max_instances) {
-        bail!("invalid `process.max_instances`: {max_instances} is not in 1..=10000");
-    }
-    let memory_budget_mb = f.memory_budget_mb.unwrap_or(16 * 1024);
-    if !(64..=16 << 20).contains(&memory_budget_mb) {
-        bail!("invalid `process.memory_budget_mb`: {memory_budget_mb} is not in 64..=16777216");
-    }
-    let idle_timeout_s = f.idle_timeout_s.unwrap_or(300);
-    if !(1..=86_400).contains(&idle_timeout_s) {
-        bail!("invalid `process.idle_timeout_s`: {idle_timeout_s} is not in 1..=86400");
-    }
+}
+
+/// The validated `[process]` as the runtime's config, its work dir under `data_dir` and
+/// its interpreters resolved.
+fn process_config(p: ProcessSettings, data_dir: &Path) -> Result<ProcessConfig> {
     Ok(ProcessConfig {
         work_dir: data_dir.join("process"),
-        python3: real_binary("process.python3", f.python3, "/usr/bin/python3")?,
-        node: real_binary("process.node", f.node, "/usr/bin/node")?,
-        bwrap: f.bwrap.unwrap_or_else(|| "/usr/bin/bwrap".into()),
-        slirp4netns: f
-            .slirp4netns
-            .unwrap_or_else(|| "/usr/bin/slirp4netns".into()),
-        sandbox_uid,
-        sandbox_gid,
-        tmp_size_mb,
-        pids_max,
-        max_instances,
-        memory_budget_mb,
-        idle_timeout: Duration::from_secs(idle_timeout_s),
+        python3: real_binary("process.python3", p.python3, "/usr/bin/python3")?,
+        node: real_binary("process.node", p.node, "/usr/bin/node")?,
+        bwrap: p.bwrap,
+        slirp4netns: p.slirp4netns,
+        sandbox_uid: p.sandbox_uid,
+        sandbox_gid: p.sandbox_gid,
+        tmp_size_mb: p.tmp_size_mb,
+        pids_max: p.pids_max,
+        max_instances: p.max_instances,
+        memory_budget_mb: p.memory_budget_mb,
+        idle_timeout: p.idle_timeout,
     })
 }
 
-/// Resolves an interpreter once to the binary it really is (following symlinks), and
-/// refuses a script (such as pyenv's shell shims) given explicitly: spawning through a
-/// shim costs ~100 ms per cold start. A missing default is kept as is (the runtime then
-/// reports it when a function needs it).
+/// Resolves an interpreter once to the binary it really is (following symlinks). It
+/// must be a regular file with an execute bit — checked on its metadata, before it is
+/// ever opened, so a FIFO or a device (`/dev/zero`) is refused instead of blocking or
+/// being read — and not a script (such as pyenv's shell shims): spawning through a shim
+/// costs ~100 ms per cold start. A missing default is kept as is (the runtime then
+/// reports it when a function needs it); an existing one is checked like a given path.
 fn real_binary(key: &str, given: Option<PathBuf>, default: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
     let explicit = given.is_some();
     let path = given.unwrap_or_else(|| PathBuf::from(default));
     let Ok(real) = std::fs::canonicalize(&path) else {
@@ -202,6 +97,18 @@ fn real_binary(key: &str, given: Option<PathBuf>, default: &str) -> Result<PathB
         }
         return Ok(path);
     };
+    let meta = std::fs::metadata(&real)
+        .with_context(|| format!("invalid `{key}`: cannot stat {}", real.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "invalid `{key}`: {} is not a regular file (a {})",
+            real.display(),
+            file_kind(&meta.file_type())
+        );
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        bail!("invalid `{key}`: {} is not executable", real.display());
+    }
     let mut head = [0u8; 2];
     let is_script = std::fs::File::open(&real)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
@@ -215,25 +122,22 @@ fn real_binary(key: &str, given: Option<PathBuf>, default: &str) -> Result<PathB
     Ok(real)
 }
 
-/// Values given on the command line or in the environment (already merged by clap).
-#[derive(Debug, Default)]
-pub struct Overrides {
-    /// Path of a TOML file.
-    pub config_file: Option<PathBuf>,
-    /// `--listen` / `ARCUS_LISTEN`.
-    pub listen: Option<String>,
-    /// `--data-dir` / `ARCUS_DATA_DIR`.
-    pub data_dir: Option<PathBuf>,
-    /// `ARCUS_ADMIN_TOKEN`.
-    pub admin_token: Option<String>,
-    /// `--otlp-endpoint` / `ARCUS_OTLP_ENDPOINT`.
-    pub otlp_endpoint: Option<String>,
-    /// `ARCUS_SECRET_KEY`.
-    pub secret_key: Option<String>,
-    /// `ARCUS_TLS_CERT`.
-    pub tls_cert: Option<PathBuf>,
-    /// `ARCUS_TLS_KEY`.
-    pub tls_key: Option<PathBuf>,
+/// What a file that is not a regular file is, for error messages.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
 }
 
 impl Config {
@@ -243,70 +147,29 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
+                crate::config_file::parse(&text)
                     .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?
             }
-            None => FileConfig::default(),
+            None => crate::config_file::FileConfig::default(),
         };
-        let listen_text = o
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen = listen_text
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid `listen` (--listen / ARCUS_LISTEN): {listen_text:?} is not an address like 127.0.0.1:8080"))?;
-        let shutdown_grace_s = file.shutdown_grace_s.unwrap_or(30);
-        if shutdown_grace_s > 3600 {
-            bail!("invalid `shutdown_grace_s`: {shutdown_grace_s} is over 3600");
-        }
-        let wasm_max_instances = file.wasm.max_instances.unwrap_or(1000);
-        if !(1..=100_000).contains(&wasm_max_instances) {
-            bail!("invalid `wasm.max_instances`: {wasm_max_instances} is not in 1..=100000");
-        }
-        let max_loaded_components = file.wasm.max_loaded_components.unwrap_or(256);
-        if !(1..=100_000).contains(&max_loaded_components) {
-            bail!(
-                "invalid `wasm.max_loaded_components`: {max_loaded_components} is not in 1..=100000"
-            );
-        }
-        let wasm_memory_budget_mb = file
-            .wasm
-            .memory_budget_mb
-            .unwrap_or(arcus_engine::DEFAULT_WASM_MEMORY_BUDGET_MB);
-        if !(16..=16 << 20).contains(&wasm_memory_budget_mb) {
-            bail!(
-                "invalid `wasm.memory_budget_mb`: {wasm_memory_budget_mb} is not in 16..=16777216"
-            );
-        }
-        let stable_window_s = file.autoscale.stable_window_s.unwrap_or(60);
-        if !(6..=3600).contains(&stable_window_s) {
-            bail!("invalid `autoscale.stable_window_s`: {stable_window_s} is not in 6..=3600");
-        }
-        let data_dir = o
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./arcus-data"));
-        let admin_token = o.admin_token.filter(|t| !t.is_empty());
-        if admin_token.as_ref().is_some_and(|t| t.len() < 16) {
-            bail!("invalid `ARCUS_ADMIN_TOKEN`: it must be at least 16 characters");
-        }
+        let s = crate::config_file::validate(&file, &o, &engine_defaults())?;
         Ok(Self {
-            listen,
-            server: crate::netsec::server_limits(&file.server)?,
+            listen: s.listen,
+            server: crate::netsec::limits(s.server),
             tls: crate::netsec::tls(file.tls, o.tls_cert, o.tls_key)?,
             secret_key: crate::netsec::secret_key(&file.secrets, o.secret_key)?,
             previous_secret_keys: crate::netsec::previous_keys(&file.secrets)?,
-            tracing: crate::otlp::TracingConfig::load(file.tracing, o.otlp_endpoint)?,
-            process: process_config(file.process, &data_dir)?,
-            data_dir,
-            admin_token,
-            shutdown_grace: Duration::from_secs(shutdown_grace_s),
-            wasm_max_instances,
-            max_loaded_components,
-            wasm_memory_budget_mb,
-            autoscale_window: Duration::from_secs(stable_window_s),
-            records: file.observability.records.unwrap_or(true),
-            metrics: file.observability.metrics.unwrap_or(true),
+            tracing: crate::otlp::TracingConfig::from_settings(s.tracing)?,
+            process: process_config(s.process, &s.data_dir)?,
+            data_dir: s.data_dir,
+            admin_token: s.admin_token,
+            shutdown_grace: s.shutdown_grace,
+            wasm_max_instances: s.wasm_max_instances,
+            max_loaded_components: s.max_loaded_components,
+            wasm_memory_budget_mb: s.wasm_memory_budget_mb,
+            autoscale_window: s.autoscale_window,
+            records: s.records,
+            metrics: s.metrics,
         })
     }
 }
@@ -382,5 +245,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("logs"), "{e}");
+    }
+
+    #[test]
+    fn the_fuzz_targets_defaults_are_the_engines() {
+        assert_eq!(crate::config_file::FUZZ_DEFAULTS, engine_defaults());
+    }
+
+    /// An executable regular file in `dir` that is not a script.
+    fn fake_binary(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, b"\x7fELF not really").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn interpreters_resolve_to_an_executable_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_binary(dir.path(), "python3", 0o755);
+        let link = dir.path().join("python3-link");
+        std::os::unix::fs::symlink(&bin, &link).unwrap();
+        let real = real_binary("process.python3", Some(link), "/nonexistent").unwrap();
+        assert_eq!(real, std::fs::canonicalize(&bin).unwrap());
+        // A missing default is kept (the runtime reports it if a function needs it) …
+        let missing = real_binary("process.node", None, "/nonexistent/node").unwrap();
+        assert_eq!(missing, PathBuf::from("/nonexistent/node"));
+        // … a missing explicit path is an error.
+        let e = real_binary("process.node", Some("/nonexistent/node".into()), "/x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("process.node") && e.contains("does not exist"),
+            "{e}"
+        );
+        let script = dir.path().join("shim");
+        std::fs::write(&script, "#!/bin/sh\nexec python3 \"$@\"\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let e = real_binary("process.python3", Some(script), "/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("process.python3") && e.contains("script"), "{e}");
+    }
+
+    #[test]
+    fn interpreters_that_are_not_executable_regular_files_are_refused_unopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let plain = fake_binary(dir.path(), "not-executable", 0o644);
+        let cases = [
+            (fifo, "not a regular file (a FIFO)"),
+            (
+                "/dev/zero".into(),
+                "not a regular file (a character device)",
+            ),
+            (dir.path().to_path_buf(), "not a regular file (a directory)"),
+            (plain, "is not executable"),
+        ];
+        for (path, why) in cases {
+            // Opening the FIFO would block this thread forever (no writer): an answer at
+            // all shows it was refused from its metadata.
+            let e = real_binary("process.node", Some(path.clone()), "/usr/bin/node")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("`process.node`") && e.contains(why),
+                "{path:?}: {e}"
+            );
+        }
+        // And through the config file, naming the key.
+        let e = with_file("[process]\npython3 = \"/dev/zero\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`process.python3`"), "{e}");
     }
 }

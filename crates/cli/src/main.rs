@@ -3,6 +3,7 @@
 
 mod commands;
 mod config;
+mod config_file;
 mod errors;
 mod netsec;
 mod opts;

@@ -2,102 +2,33 @@
 //! `[tls]` (certificate and key, or `ARCUS_TLS_CERT`/`ARCUS_TLS_KEY`) and `[secrets]`
 //! (`key`, or `ARCUS_SECRET_KEY`), validated at start-up with errors naming the key.
 
+use crate::config_file::ServerSettings;
+use crate::config_file::{SecretsFileConfig, TlsFileConfig};
 use anyhow::{Result, bail};
 use arcus_engine::SecretKey;
-use arcus_gateway::server::{MIN_HEADER_BYTES, ServerLimits};
-use serde::Deserialize;
+use arcus_gateway::server::ServerLimits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// `[server]` section: limits of the HTTP listener.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerFileConfig {
-    /// Seconds a client has to send a request head (also the idle keep-alive timeout);
-    /// default 10.
-    pub header_read_timeout_s: Option<u64>,
-    /// Largest request head in bytes; default 65536.
-    pub max_header_bytes: Option<usize>,
-    /// Most header fields per request; default 100.
-    pub max_headers: Option<usize>,
-    /// Seconds a client has to send a request body; default 60.
-    pub body_read_timeout_s: Option<u64>,
-    /// Most connections open at once; default 10000.
-    pub max_connections: Option<usize>,
+/// Validates `[server]` alone into the listener's limits (`Config::load` validates it
+/// with the rest of the file through [`crate::config_file::validate`]).
+#[cfg(test)]
+pub fn server_limits(f: &crate::config_file::ServerFileConfig) -> Result<ServerLimits> {
+    Ok(limits(crate::config_file::server(
+        f,
+        &crate::config::engine_defaults(),
+    )?))
 }
 
-/// `[tls]` section: serve HTTPS with this certificate chain and private key (PEM).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFileConfig {
-    /// Certificate chain (PEM), leaf first.
-    pub cert: Option<PathBuf>,
-    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    pub key: Option<PathBuf>,
-}
-
-/// `[secrets]` section.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretsFileConfig {
-    /// The 32-byte key secrets are sealed with: 64 hex digits or base64.
-    pub key: Option<String>,
-    /// Keys secrets may still be sealed with (a rotation): opened with them and
-    /// re-sealed with `key` at start-up.
-    pub previous_keys: Option<Vec<String>>,
-}
-
-impl std::fmt::Debug for SecretsFileConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretsFileConfig { .. }")
+/// The listener's limits from the validated `[server]`.
+pub fn limits(s: ServerSettings) -> ServerLimits {
+    ServerLimits {
+        header_read_timeout: s.header_read_timeout,
+        max_header_bytes: s.max_header_bytes,
+        max_headers: s.max_headers,
+        body_read_timeout: s.body_read_timeout,
+        max_connections: s.max_connections,
     }
-}
-
-fn in_range<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, lo: T, hi: T) -> Result<T> {
-    if v < lo || v > hi {
-        bail!("invalid `{key}`: {v} is not in {lo}..={hi}");
-    }
-    Ok(v)
-}
-
-/// Validates `[server]` into the listener's limits.
-pub fn server_limits(f: &ServerFileConfig) -> Result<ServerLimits> {
-    let d = ServerLimits::default();
-    let secs = |key, v: Option<u64>, default: Duration| -> Result<Duration> {
-        let s = in_range(key, v.unwrap_or(default.as_secs()), 1, 3600)?;
-        Ok(Duration::from_secs(s))
-    };
-    Ok(ServerLimits {
-        header_read_timeout: secs(
-            "server.header_read_timeout_s",
-            f.header_read_timeout_s,
-            d.header_read_timeout,
-        )?,
-        max_header_bytes: in_range(
-            "server.max_header_bytes",
-            f.max_header_bytes.unwrap_or(d.max_header_bytes),
-            MIN_HEADER_BYTES,
-            1 << 20,
-        )?,
-        max_headers: in_range(
-            "server.max_headers",
-            f.max_headers.unwrap_or(d.max_headers),
-            8,
-            1000,
-        )?,
-        body_read_timeout: secs(
-            "server.body_read_timeout_s",
-            f.body_read_timeout_s,
-            d.body_read_timeout,
-        )?,
-        max_connections: in_range(
-            "server.max_connections",
-            f.max_connections.unwrap_or(d.max_connections),
-            1,
-            1_000_000,
-        )?,
-    })
 }
 
 /// The TLS config from `[tls]` or `ARCUS_TLS_CERT`/`ARCUS_TLS_KEY` (the environment
@@ -191,6 +122,7 @@ pub fn secret_key_file(data: &Path) -> Result<SecretKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config_file::ServerFileConfig;
 
     #[test]
     fn server_limits_default_and_range_errors_name_the_key() {

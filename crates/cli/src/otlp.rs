@@ -2,7 +2,7 @@
 //! Without `otlp_endpoint` nothing is built: the engine gets no tracer and builds no
 //! spans.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use arcus_engine::trace::Spans;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,28 +12,12 @@ use opentelemetry_http::{HttpClient, HttpError};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
-use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Default [`TracingConfig::batch_delay`].
-const DEFAULT_BATCH_DELAY_MS: u64 = 5000;
 /// How long one export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `[tracing]` section.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TracingFileConfig {
-    /// OTLP/HTTP collector base URL (`http://host:4318`); spans go to `<it>/v1/traces`.
-    /// Unset: no spans are exported. `ARCUS_OTLP_ENDPOINT` overrides it.
-    pub otlp_endpoint: Option<String>,
-    /// `service.name` of the exported spans; default `arcus`.
-    pub service_name: Option<String>,
-    /// Milliseconds between batch exports; default 5000.
-    pub batch_delay_ms: Option<u64>,
-}
 
 /// Validated `[tracing]`.
 #[derive(Debug, Clone)]
@@ -47,22 +31,22 @@ pub struct TracingConfig {
 }
 
 impl TracingConfig {
-    /// Validates the section; `env_endpoint` (`ARCUS_OTLP_ENDPOINT`) wins over the file.
-    pub fn load(f: TracingFileConfig, env_endpoint: Option<String>) -> Result<Self> {
-        let endpoint = env_endpoint.filter(|e| !e.is_empty()).or(f.otlp_endpoint);
-        let traces_url = endpoint.map(|e| traces_url(&e)).transpose()?;
-        let service_name = f.service_name.unwrap_or_else(|| "arcus".to_string());
-        if service_name.is_empty() || service_name.len() > 255 {
-            bail!("invalid `tracing.service_name`: it must be 1–255 characters");
-        }
-        let delay = f.batch_delay_ms.unwrap_or(DEFAULT_BATCH_DELAY_MS);
-        if !(10..=60_000).contains(&delay) {
-            bail!("invalid `tracing.batch_delay_ms`: {delay} is not in 10..=60000");
-        }
+    /// Validates the section alone; `env_endpoint` (`ARCUS_OTLP_ENDPOINT`) wins over the
+    /// file (`Config::load` validates it with the rest through [`Self::from_settings`]).
+    #[cfg(test)]
+    pub fn load(
+        f: crate::config_file::TracingFileConfig,
+        env_endpoint: Option<String>,
+    ) -> Result<Self> {
+        Self::from_settings(crate::config_file::tracing(&f, env_endpoint.as_deref())?)
+    }
+
+    /// Completes the validated section with the URL spans are sent to.
+    pub fn from_settings(s: crate::config_file::TracingSettings) -> Result<Self> {
         Ok(Self {
-            traces_url,
-            service_name,
-            batch_delay: Duration::from_millis(delay),
+            traces_url: s.otlp_endpoint.map(|e| traces_url(&e)).transpose()?,
+            service_name: s.service_name,
+            batch_delay: s.batch_delay,
         })
     }
 }
@@ -214,6 +198,7 @@ impl HttpClient for ReqwestOnTokio {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config_file::TracingFileConfig;
 
     #[test]
     fn endpoint_becomes_the_traces_url() {
