@@ -25,7 +25,8 @@ for t in "${targets[@]}"; do
   # cmin renames every input it keeps to its SHA-1: keep the hand-written seeds (any name
   # that is not 40 hex digits; some replay tests check them by name) under their names.
   seeds="$(mktemp -d)"
-  find "corpus/$t" -maxdepth 1 -type f ! -regex '.*/[0-9a-f]\{40\}' -exec cp {} "$seeds/" \;
+  find "corpus/$t" -maxdepth 1 -type f -regextype posix-extended ! -regex '.*/[0-9a-f]{40}' \
+    -exec cp {} "$seeds/" \;
   cargo fuzz cmin -s "$sanitizer" "$t" "corpus/$t" -- -max_len=8192 >/dev/null 2>&1 || true
   for s in "$seeds"/*; do
     [ -e "$s" ] || continue
