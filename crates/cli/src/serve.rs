@@ -93,10 +93,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => crate::netsec::secret_key_file(data)?,
     };
     engine.set_secret_keys(&secret_key, &config.previous_secret_keys);
-    match engine.reseal_secrets().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!("re-sealed {n} secret(s) with the current secret key"),
-        Err(e) => tracing::warn!("cannot re-seal secrets: {}", e.message),
+    for (what, resealed) in [
+        ("secret(s)", engine.reseal_secrets().await),
+        ("access key(s)", engine.reseal_access_keys().await),
+    ] {
+        match resealed {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("re-sealed {n} {what} with the current secret key"),
+            Err(e) => tracing::warn!("cannot re-seal {what}: {}", e.message),
+        }
     }
     let triggers = arcus_triggers::Manager::new(engine.store().clone(), Arc::new(engine.clone()));
     triggers.start();

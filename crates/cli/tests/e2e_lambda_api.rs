@@ -179,3 +179,72 @@ async fn boto3_and_the_aws_cli_invoke_through_access_keys() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains("UnrecognizedClientException"), "{stderr}");
 }
+
+/// `aws lambda invoke` of `function` with a key; its output.
+fn aws_invoke(
+    node: &Node,
+    dir: &std::path::Path,
+    id: &str,
+    secret: &str,
+    function: &str,
+) -> std::process::Output {
+    let mut cmd = Command::new("aws");
+    cmd.args(["lambda", "invoke", "--endpoint-url", &node.url()])
+        .args(["--function-name", function, "--payload", "{}"])
+        .arg(dir.join("out.json"));
+    aws_env(&mut cmd, dir, id, secret);
+    cmd.output().expect("aws (pip install awscli)")
+}
+
+fn secrets_config(key: &str, previous: &[&str]) -> String {
+    let previous: Vec<String> = previous.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        "[secrets]\nkey = \"{key}\"\nprevious_keys = [{}]\n",
+        previous.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_keys_are_resealed_when_the_secret_key_rotates() {
+    let (k1, k2) = ("a1".repeat(32), "b2".repeat(32));
+    let node = Node::start_with_config(common::bin(), &secrets_config(&k1, &[]));
+    node.create_app("shop").await;
+    node.deploy("shop", wasm("echo"), &fixtures::path("echo"))
+        .await;
+    let key = common::ok_json(&node.cli(["access-key", "--json", "create", "shop"]));
+    let (id, secret) = (
+        key["id"].as_str().unwrap().to_string(),
+        key["secret_access_key"].as_str().unwrap().to_string(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let invoked = |node: &Node| {
+        let out = aws_invoke(node, dir.path(), &id, &secret, "echo");
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = invoked(&node);
+    assert!(ok, "{text}");
+
+    // K2 with K1 as a previous key: the key still verifies, and start-up re-sealed it…
+    let config = node.data_dir().join("arcus.toml");
+    std::fs::write(&config, secrets_config(&k2, &[&k1])).unwrap();
+    let node = node.restart();
+    let (ok, text) = invoked(&node);
+    assert!(ok, "{text}");
+    // …so K2 alone opens it.
+    std::fs::write(&config, secrets_config(&k2, &[])).unwrap();
+    let node = node.restart();
+    let (ok, text) = invoked(&node);
+    assert!(ok, "after dropping the previous key: {text}");
+
+    // A node on a key that never sealed it cannot verify it (and says so as a 5xx, not
+    // as a wrong signature).
+    std::fs::write(&config, secrets_config(&"c3".repeat(32), &[])).unwrap();
+    let node = node.restart();
+    let (ok, text) = invoked(&node);
+    assert!(!ok && !text.contains("InvalidSignatureException"), "{text}");
+}

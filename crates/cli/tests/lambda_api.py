@@ -89,6 +89,11 @@ missing = "arn:aws:lambda:eu-west-3:other:function:does-not-exist"
 check(error_code(lambda: lam.invoke(FunctionName=other)) == error_code(lambda: lam.invoke(FunctionName=missing)) == ("AccessDeniedException", 403), "another app's function, existing or not")
 big = b'"' + b"x" * (6 * 1024 * 1024) + b'"'
 check(error_code(lambda: lam.invoke(FunctionName="py", Payload=big))[0] == "RequestEntityTooLargeException", "payload over 6 MiB")
+# A response over 6 MiB is the function's failure, as on Lambda: 200 with a function
+# error of type Function.ResponseSizeTooLarge (`echo` answers with more than it is sent).
+r = lam.invoke(FunctionName="echo", Payload=b'"' + b"x" * (6 * 1024 * 1024 - 64) + b'"')
+doc = json.loads(r["Payload"].read())
+check(r["StatusCode"] == 200 and r.get("FunctionError") == "Unhandled" and doc["errorType"] == "Function.ResponseSizeTooLarge", "response over 6 MiB")
 check(error_code(lambda: client("x" * 40).invoke(FunctionName="py", Payload=b"{}")) == ("InvalidSignatureException", 403), "wrong secret refused")
 bad_id = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="ARCAAAAAAAAAAAAAAAAA", aws_secret_access_key=secret)
 check(error_code(lambda: bad_id.invoke(FunctionName="py", Payload=b"{}")) == ("UnrecognizedClientException", 403), "unknown key refused")

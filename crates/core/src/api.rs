@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
     /// App name, `[a-z0-9][a-z0-9-]{0,62}`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -41,6 +42,7 @@ pub struct UpdateApp {
 #[serde(deny_unknown_fields)]
 pub struct CreateFunction {
     /// Function name, `[a-z0-9][a-z0-9-]{0,62}`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     /// Runtime; default `wasm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     InitError,
     /// The function used more memory than its `memory_mb`.
     OutOfMemory,
+    /// The function's synchronous response is over its limit (6 MiB).
+    ResponseTooLarge,
     /// No capacity could be found in time.
     NoCapacity,
     /// The function ran past its timeout.
@@ -84,7 +86,7 @@ impl ErrorCode {
             UnsupportedMediaType => 415,
             Throttled | RateLimited => 429,
             Internal => 500,
-            FunctionError | InitError | OutOfMemory => 502,
+            FunctionError | InitError | OutOfMemory | ResponseTooLarge => 502,
             NoCapacity | Unavailable => 503,
             FunctionTimeout => 504,
         }
@@ -118,6 +120,7 @@ impl ErrorCode {
             FunctionError => "function_error",
             InitError => "init_error",
             OutOfMemory => "out_of_memory",
+            ResponseTooLarge => "response_too_large",
             NoCapacity => "no_capacity",
             FunctionTimeout => "function_timeout",
             Internal => "internal",

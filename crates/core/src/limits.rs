@@ -4,6 +4,8 @@
 pub const MAX_WASM_CODE_BYTES: usize = 100 * 1024 * 1024;
 /// Largest synchronous invocation payload (6 MiB).
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Largest synchronous response of a function (6 MiB), streamed or not.
+pub const MAX_SYNC_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 /// Largest JSON body accepted by control-plane endpoints (1 MiB).
 pub const MAX_API_BODY_BYTES: usize = 1024 * 1024;
 /// Default memory of a function in MiB.

@@ -353,6 +353,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_access_keys(&self, app: Option<&str>) -> Result<Vec<AccessKeyView>>;
     /// Deletes an access key; `not_found`.
     async fn delete_access_key(&self, id: &str) -> Result<()>;
+    /// Replaces an access key's sealed secret (`key_id`, `nonce`, `ciphertext`) after a
+    /// secret-key rotation, keeping its view; `not_found`.
+    async fn reseal_access_key(&self, key: &StoredAccessKey) -> Result<()>;
 
     // --- Audit log (kept past the deletion of what it names; purged by age) ---
 

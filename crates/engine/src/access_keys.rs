@@ -32,6 +32,20 @@ fn seal_scope(app: &str) -> String {
     format!("access-key:{app}")
 }
 
+/// A stored key's secret in the shape the sealer opens (its app scope and id as
+/// associated data).
+fn as_sealed(stored: &StoredAccessKey) -> SealedSecret {
+    SealedSecret {
+        app: seal_scope(&stored.view.app),
+        name: stored.view.id.clone(),
+        key_id: stored.key_id.clone(),
+        nonce: stored.nonce.clone(),
+        ciphertext: stored.ciphertext.clone(),
+        created_at: stored.view.created_at,
+        updated_at: stored.view.created_at,
+    }
+}
+
 impl Engine {
     /// Creates an access key for an app; the answer holds its secret, shown only now.
     /// `app_not_found`, `conflict` past [`MAX_ACCESS_KEYS_PER_APP`], `unavailable`
@@ -73,17 +87,39 @@ impl Engine {
             return Err(access_key_not_found(id));
         }
         let stored = self.store().get_access_key(id).await?;
-        let sealer = self.inner.secrets.sealer()?;
-        let secret = sealer.open(&SealedSecret {
-            app: seal_scope(&stored.view.app),
-            name: stored.view.id.clone(),
-            key_id: stored.key_id,
-            nonce: stored.nonce,
-            ciphertext: stored.ciphertext,
-            created_at: stored.view.created_at,
-            updated_at: stored.view.created_at,
-        })?;
+        let secret = self.inner.secrets.sealer()?.open(&as_sealed(&stored))?;
         Ok((stored.view, secret))
+    }
+
+    /// Re-seals with the current secret key every access key sealed with a previous one
+    /// (after a rotation, as [`Engine::reseal_secrets`] does for app secrets); returns how
+    /// many. A key no configured secret key opens is left as it is, with a warning.
+    pub async fn reseal_access_keys(&self) -> Result<u64> {
+        let sealer = self.inner.secrets.sealer()?;
+        let mut moved = 0;
+        for view in self.store().list_access_keys(None).await? {
+            let stored = self.store().get_access_key(&view.id).await?;
+            if stored.key_id == sealer.key_id {
+                continue;
+            }
+            let secret = match sealer.open(&as_sealed(&stored)) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot re-seal access key `{}`: {}", view.id, e.message);
+                    continue;
+                }
+            };
+            let (nonce, ciphertext) = sealer.seal(&seal_scope(&view.app), &view.id, &secret)?;
+            let resealed = StoredAccessKey {
+                key_id: sealer.key_id.clone(),
+                nonce,
+                ciphertext,
+                ..stored
+            };
+            self.store().reseal_access_key(&resealed).await?;
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// Checks that a target could run now (its function exists and the qualifier names

@@ -8,6 +8,7 @@ use crate::cache::{Lease, Loaded, Route, Usage};
 use crate::control::wasm_error;
 use crate::recorder::PendingRecord;
 use crate::trace::{InvocationSpans, TraceCtx};
+use arcus_core::limits::MAX_SYNC_RESPONSE_BYTES;
 use arcus_core::model::{ExecConfig, Runtime, Timestamp};
 use arcus_core::names::Qualifier;
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
@@ -234,20 +235,29 @@ impl Engine {
         let timeout_ms = resolved.config.timeout_ms;
         let req = req.map(http_body_util::Full::new);
         let invocation_id = pending.record.id.clone();
-        let meter = crate::egress::Meter::default();
+        let meter = crate::egress::Meter::new(MAX_SYNC_RESPONSE_BYTES);
         let on_body_sent = meter.clone();
         // The slot and the lease are held until the guest has finished, body included;
         // the record waits for the response body to be sent too, to count its bytes.
         let on_done = Box::new(move |done: Completion| {
             let _held = (slot, lease);
             pending.record.http_status = done.http_status;
-            on_body_sent.on_complete(move |bytes| {
-                pending.record.egress_bytes = bytes;
-                finish_wasm(pending, done);
+            on_body_sent.on_complete(move |sent| {
+                pending.record.egress_bytes = sent.bytes;
+                finish_wasm(pending, done, sent.over_limit);
             });
         });
         let inv = self.inner.wasm.invoke(component, spec, req, on_done).await;
+        let declared = inv.response.as_ref().ok().and_then(declared_len);
+        let over = matches!(declared, Some(n) if meter.too_long(n));
         match inv.response {
+            Ok(response) if over => {
+                // Nothing is sent: the record completes (failed) once the guest ends.
+                meter.refuse();
+                drop(response);
+                meter.body_done();
+                Err(response_too_large())
+            }
             Ok(response) => Ok(Invoked {
                 invocation_id,
                 version: resolved.version,
@@ -467,8 +477,56 @@ fn outcome_error(outcome: &Outcome, timeout_ms: u64) -> Error {
     }
 }
 
-fn finish_wasm(pending: PendingRecord, done: Completion) {
+/// A response's `content-length`, if it declares one.
+fn declared_len<B>(response: &http::Response<B>) -> Option<u64> {
+    response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Reads a function's whole response body: `response_too_large` past
+/// [`MAX_SYNC_RESPONSE_BYTES`], `function_error` if the body fails.
+pub async fn read_response(mut body: FnBody) -> Result<Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| body_error(&e))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_SYNC_RESPONSE_BYTES {
+                return Err(response_too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// The error of a failed response body: over the limit, or the function's failure.
+fn body_error(e: &BodyError) -> Error {
+    if e.is::<crate::egress::OverLimit>() {
+        response_too_large()
+    } else {
+        Error::new(
+            ErrorCode::FunctionError,
+            format!("the response failed: {e}"),
+        )
+    }
+}
+
+/// The error of a response over [`MAX_SYNC_RESPONSE_BYTES`].
+pub(crate) fn response_too_large() -> Error {
+    Error::new(
+        ErrorCode::ResponseTooLarge,
+        format!("the function's response is over the limit of {MAX_SYNC_RESPONSE_BYTES} bytes"),
+    )
+}
+
+fn finish_wasm(pending: PendingRecord, done: Completion, over_limit: bool) {
     let (status, code) = match &done.outcome {
+        _ if over_limit => (InvocationStatus::Failed, Some(ErrorCode::ResponseTooLarge)),
         Outcome::Ok => (InvocationStatus::Succeeded, None),
         Outcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),
         Outcome::Trap(_) => (InvocationStatus::Failed, Some(ErrorCode::FunctionError)),

@@ -24,7 +24,7 @@ mod recorder;
 mod secrets;
 pub mod trace;
 
-pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request};
+pub use dispatch::{BodyError, FnBody, Input, Invoked, Target, event_request, read_response};
 pub use events::{Publisher, destination_record};
 pub use logs::LogFollower;
 pub use process::{REGION, function_arn};

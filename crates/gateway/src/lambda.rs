@@ -16,7 +16,7 @@ use arcus_core::record::TriggerKind;
 use arcus_core::store::LogQuery;
 use arcus_core::{Error, ErrorCode};
 use arcus_engine::{Input, Invoked, RateRefusal, Target};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -355,6 +355,9 @@ async fn run(s: &AppState, id: &str, name: &str, req: Request) -> Res<Response> 
             let invoked = match invoked {
                 Ok(i) => i,
                 Err(e) if e.code == ErrorCode::FunctionTimeout => return Ok(timed_out(&e)),
+                Err(e) if e.code == ErrorCode::ResponseTooLarge => {
+                    return Ok(response_too_large(&e));
+                }
                 Err(e) => return Err(e.into()),
             };
             respond(s, &target.app, invoked, tail).await
@@ -364,7 +367,17 @@ async fn run(s: &AppState, id: &str, name: &str, req: Request) -> Res<Response> 
 
 /// A timeout is the function's failure on Lambda: 200 with `X-Amz-Function-Error`.
 fn timed_out(e: &Error) -> Response {
-    let doc = serde_json::json!({"errorType": "TimeoutError", "errorMessage": e.message});
+    function_failed("TimeoutError", &e.message)
+}
+
+/// An oversized response too: Lambda's `Function.ResponseSizeTooLarge`.
+fn response_too_large(e: &Error) -> Response {
+    function_failed("Function.ResponseSizeTooLarge", &e.message)
+}
+
+/// 200 with `X-Amz-Function-Error: Unhandled` and a Lambda error document.
+fn function_failed(error_type: &str, message: &str) -> Response {
+    let doc = serde_json::json!({"errorType": error_type, "errorMessage": message});
     let mut resp = axum::Json(doc).into_response();
     resp.headers_mut().insert(
         "x-amz-function-error",
@@ -390,14 +403,11 @@ async fn respond(s: &AppState, app: &str, inv: Invoked, tail: bool) -> Res<Respo
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .cloned();
-    let payload = axum::body::to_bytes(Body::new(inv.response.into_body()), MAX_SYNC_PAYLOAD_BYTES)
-        .await
-        .map_err(|_| {
-            Error::new(
-                ErrorCode::PayloadTooLarge,
-                format!("the function's response is over {MAX_SYNC_PAYLOAD_BYTES} bytes"),
-            )
-        })?;
+    let payload = match arcus_engine::read_response(inv.response.into_body()).await {
+        Ok(p) => p,
+        Err(e) if e.code == ErrorCode::ResponseTooLarge => return Ok(response_too_large(&e)),
+        Err(e) => return Err(e.into()),
+    };
     let mut resp = (StatusCode::OK, payload).into_response();
     let h = resp.headers_mut();
     h.insert(

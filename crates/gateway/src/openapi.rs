@@ -1,9 +1,11 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 mod common;
+mod tagged;
 
 use crate::{access_keys, api, audit, events, logs, observe, secrets, tokens, triggers};
 use common::CommonResponses;
+use tagged::TaggedVariants;
 use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -28,7 +30,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         audit::list_audit,
     ),
     components(schemas(arcus_core::error::ErrorBody, arcus_core::ErrorCode, api::InvokeMode)),
-    modifiers(&BearerAuth, &CommonResponses),
+    modifiers(&BearerAuth, &CommonResponses, &TaggedVariants),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;

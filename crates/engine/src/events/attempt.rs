@@ -9,14 +9,12 @@ use arcus_core::events::{
     AsyncConfig, AttemptResult, Delivery, Destination, Event, EventStatus, NewEvent, PayloadKind,
     StoredRequest,
 };
-use arcus_core::limits::MAX_SYNC_PAYLOAD_BYTES;
 use arcus_core::model::Timestamp;
 use arcus_core::names::Qualifier;
 use arcus_core::record::TriggerKind;
 use arcus_core::{Error, ErrorCode, Result};
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use opentelemetry::KeyValue;
 use serde_json::{Value, json};
 use std::time::SystemTime;
@@ -75,7 +73,7 @@ impl Engine {
             }
         };
         let status = inv.response.status().as_u16();
-        let body = match read_limited(inv.response.into_body()).await {
+        let body = match crate::read_response(inv.response.into_body()).await {
             Ok(b) => b,
             Err(e) => {
                 return Run {
@@ -328,29 +326,6 @@ impl Attempt {
             traceparent: e.traceparent.clone(),
         }]
     }
-}
-
-/// Reads a response body of at most the sync response limit.
-async fn read_limited(mut body: crate::FnBody) -> Result<Bytes> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            Error::new(
-                ErrorCode::FunctionError,
-                format!("the response failed: {e}"),
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_SYNC_PAYLOAD_BYTES {
-                return Err(Error::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the response is over {MAX_SYNC_PAYLOAD_BYTES} bytes"),
-                ));
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(buf.freeze())
 }
 
 fn failed_run(e: Error) -> Run {

@@ -1,11 +1,12 @@
 //! What every operation of the document shares, added in one place instead of on each
 //! handler's annotation (found missing by schemathesis, see docs/security.md): the path
-//! parameters named in the path template, the 401/403 every route layer can answer
-//! with, the 400 of a malformed path parameter, and the 415 of a non-JSON body.
+//! parameters named in the path template (with the patterns the server checks names
+//! against), the 401/403 every route layer can answer with, the 400 of a malformed path
+//! parameter, and the 415 of a non-JSON body.
 
 use utoipa::Modify;
 use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
-use utoipa::openapi::schema::{Object, Ref, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Ref, Type};
 use utoipa::openapi::{Content, RefOr, Required, Response};
 
 /// The [`Modify`] that completes every operation.
@@ -26,6 +27,16 @@ impl Modify for CommonResponses {
                 complete(op, &names);
             }
         }
+    }
+}
+
+/// The pattern a path parameter's value must match, where the server checks one
+/// (`arcus_core::names`: apps and functions, and aliases, which start with a letter).
+fn param_pattern(name: &str) -> Option<&'static str> {
+    match name {
+        "app" | "function" => Some("^[a-z0-9][a-z0-9-]{0,62}$"),
+        "alias" => Some("^[a-z][a-z0-9-]{0,62}$"),
+        _ => None,
     }
 }
 
@@ -50,6 +61,18 @@ fn complete(op: &mut Operation, names: &[String]) {
             p.required = Required::True;
             p.schema = Some(RefOr::T(Object::with_type(Type::String).into()));
             params.push(RefOr::T(p));
+        }
+    }
+    for p in params.iter_mut() {
+        if let RefOr::T(p) = p
+            && p.parameter_in == ParameterIn::Path
+            && let Some(pattern) = param_pattern(&p.name)
+        {
+            let schema = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .build();
+            p.schema = Some(RefOr::T(schema.into()));
         }
     }
     let mut add = |code: &str, why: &str| {
@@ -113,6 +136,15 @@ mod tests {
                     .unwrap_or_default();
                 for name in super::template_params(path) {
                     assert!(declared.contains(&name.as_str()), "{method} {path}: {name}");
+                }
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let name = p["name"].as_str().unwrap();
+                    if p["in"] == "path" && matches!(name, "app" | "function") {
+                        assert_eq!(
+                            p["schema"]["pattern"], "^[a-z0-9][a-z0-9-]{0,62}$",
+                            "{method} {path}: {name}"
+                        );
+                    }
                 }
                 for code in ["401", "403"] {
                     assert!(

@@ -204,6 +204,12 @@ impl Harness {
         }
     }
 
+    /// Sends one request and returns the response with its body unread (for bodies that
+    /// fail mid-stream).
+    pub async fn send_streaming(&self, r: Req) -> axum::response::Response {
+        self.app.clone().oneshot(r.build()).await.unwrap()
+    }
+
     /// An authenticated request without a body.
     pub async fn call(&self, method: &str, uri: &str) -> Resp {
         self.send(req(method, uri).token()).await

@@ -547,3 +547,77 @@ async fn memory_limit_is_enforced() {
         .await
         .expect_error(502, "function_error");
 }
+
+const SIX_MIB: usize = 6 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_over_six_mib_are_cut_and_recorded_as_failed() {
+    let h = Harness::new().await;
+    h.create_app("shop").await;
+    h.deploy("shop", "echo", "echo", json!({})).await;
+
+    // Exactly the limit, streamed with no length: all of it arrives.
+    let r = h
+        .send(req(
+            "GET",
+            &format!("/fn/shop/echo/?stream_bytes={SIX_MIB}"),
+        ))
+        .await;
+    r.expect(200);
+    assert_eq!(r.body.len(), SIX_MIB);
+    let id = r.header("x-arcus-invocation-id").unwrap().to_string();
+    let record = h.wait_record("shop", "echo", &id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+
+    // One byte more: the headers are out, so the stream is cut at the limit with an error,
+    // and the record says why.
+    let resp = h
+        .send_streaming(req(
+            "GET",
+            &format!("/fn/shop/echo/?stream_bytes={}", SIX_MIB + 1),
+        ))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-arcus-invocation-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let read = axum::body::to_bytes(resp.into_body(), usize::MAX).await;
+    assert!(read.is_err(), "an over-limit stream must not end cleanly");
+    let record = h.wait_record("shop", "echo", &id).await;
+    assert_eq!(
+        (&record["status"], &record["error_code"]),
+        (&json!("failed"), &json!("response_too_large")),
+        "{record}"
+    );
+    assert_eq!(record["egress_bytes"], json!(SIX_MIB));
+
+    // A declared length over the limit is refused before anything is sent: 502 in the
+    // API's error shape (the echo of a 6 MiB body is longer than 6 MiB).
+    let big = vec![b'y'; SIX_MIB - 16];
+    let r = h
+        .send(req("POST", "/fn/shop/echo/").body(big.clone()))
+        .await;
+    r.expect_error(502, "response_too_large");
+    let r = h
+        .send(
+            req("POST", "/api/v1/apps/shop/functions/echo/invoke")
+                .token()
+                .raw_json(format!("\"{}\"", String::from_utf8(big).unwrap())),
+        )
+        .await;
+    r.expect_error(502, "response_too_large");
+    // The records are written in batches: wait for all three.
+    let start = Instant::now();
+    loop {
+        let failed = h
+            .get_json("/api/v1/apps/shop/functions/echo/invocations?error_code=response_too_large")
+            .await;
+        let n = failed["items"].as_array().unwrap().len();
+        if n == 3 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{failed}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

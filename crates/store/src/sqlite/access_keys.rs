@@ -124,3 +124,22 @@ pub(super) async fn delete_access_key(conn: &mut SqliteConnection, id: &str) -> 
     }
     Ok(())
 }
+
+pub(super) async fn reseal_access_key(
+    conn: &mut SqliteConnection,
+    key: &StoredAccessKey,
+) -> Result<()> {
+    let done =
+        sqlx::query("UPDATE access_keys SET key_id = ?, nonce = ?, ciphertext = ? WHERE id = ?")
+            .bind(&key.key_id)
+            .bind(&key.nonce)
+            .bind(&key.ciphertext)
+            .bind(&key.view.id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(access_key_not_found(&key.view.id));
+    }
+    Ok(())
+}

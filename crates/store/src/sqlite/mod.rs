@@ -599,6 +599,12 @@ impl Store for SqliteStore {
         commit(tx).await
     }
 
+    async fn reseal_access_key(&self, key: &StoredAccessKey) -> Result<()> {
+        let mut tx = self.write().await?;
+        access_keys::reseal_access_key(&mut tx, key).await?;
+        commit(tx).await
+    }
+
     async fn insert_audit(&self, entry: &AuditEntry) -> Result<()> {
         let mut tx = self.write().await?;
         audit::insert(&mut tx, entry).await?;

@@ -44,6 +44,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    access_key_reseal,
     access_keys,
     access_keys_per_app_limit,
     audit_log,

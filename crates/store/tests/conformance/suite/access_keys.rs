@@ -1,5 +1,5 @@
 //! Access keys: create, read (with the sealed secret), list per app and all, delete, the
-//! per-app limit, and deletion with their app.
+//! per-app limit, re-sealing, and deletion with their app.
 
 use super::{app, assert_err, at};
 use arcus_core::ErrorCode;
@@ -92,4 +92,26 @@ pub async fn access_keys_per_app_limit(s: &dyn Store) {
         s.get_access_key("ARCAAAAAAAAAAAAAAAA1").await,
         ErrorCode::NotFound,
     );
+}
+
+/// A re-seal replaces only the sealed secret; an unknown key is `not_found`.
+pub async fn access_key_reseal(s: &dyn Store) {
+    s.create_app(&app("a")).await.unwrap();
+    let old = key("ARCAAAAAAAAAAAAAAAA0", "a", 1);
+    s.create_access_key(&old, 10).await.unwrap();
+    let mut new = old.clone();
+    new.key_id = "k2".to_string();
+    new.nonce = vec![9; 24];
+    new.ciphertext = vec![4, 5, 6];
+    // Only the seal moves: a changed view in the argument is ignored.
+    let mut arg = new.clone();
+    arg.view.name = "renamed".to_string();
+    s.reseal_access_key(&arg).await.unwrap();
+    assert_eq!(s.get_access_key("ARCAAAAAAAAAAAAAAAA0").await.unwrap(), new);
+    assert_err(
+        s.reseal_access_key(&key("ARCZZZZZZZZZZZZZZZZ0", "a", 2))
+            .await,
+        ErrorCode::NotFound,
+    );
+    assert_eq!(s.list_access_keys(None).await.unwrap().len(), 1);
 }

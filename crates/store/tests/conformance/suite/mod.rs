@@ -24,7 +24,7 @@ mod stats;
 mod tokens;
 mod triggers;
 
-pub use access_keys::{access_keys, access_keys_per_app_limit};
+pub use access_keys::{access_key_reseal, access_keys, access_keys_per_app_limit};
 pub use aliases::{alias_rollback, aliases};
 pub use audit::{audit_log, audit_purge};
 pub use catalog::{apps, function_delete_cascades, functions, versions};
