@@ -1,9 +1,11 @@
 //! Process-runtime scenarios (issue 4): python3 and node hello handlers deployed to the
 //! same `arcus` node, measured cold and warm against baselines from the same run.
 //!
-//! - **cold**: the first request to a freshly published function (nothing pre-warmed, so
-//!   the node starts a sandboxed instance for it), once per fresh function, alternating
-//!   with a bare start of the same interpreter (`python3 -c pass`, `node -e 0`);
+//! - **cold**: the first request to a freshly published function (nothing pre-warmed for
+//!   it, so the node starts an instance for it — from a generic spare runtime, ADR 0018),
+//!   once per fresh function, alternating with a bare start of the same interpreter
+//!   (`python3 -c pass`, `node -e 0`), [`SPARE_REFILL`] apart so the node's one spare is
+//!   back (cold starts closer together than that pay the spare's own start);
 //! - **warm**: back-to-back requests on one connection to a function whose instance is
 //!   already running, next to the raw hyper round-trip (the HTTP floor) and a direct call
 //!   of the same handler in a loop inside the interpreter (the handler's own cost).
@@ -20,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// Pause between two cold starts: ample time for the node to start the next spare.
+const SPARE_REFILL: Duration = Duration::from_millis(500);
 /// Time allowed for one interpreter subprocess (bare start or direct-call loop).
 const SUBPROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Handler calls of the direct-call loop (it also stops after 2 s, see the scripts).
@@ -187,6 +191,7 @@ async fn measure(
     ));
     let (mut cold_ms, mut bare_ms) = (Vec::new(), Vec::new());
     for target in &fresh {
+        tokio::time::sleep(SPARE_REFILL).await;
         bare_ms.push(bare_start(interpreter, &[parts.flag, parts.bare]).await?);
         cold_ms.push(first_request(target).await?);
         arcus.check_running()?;

@@ -78,6 +78,7 @@ fn process_config(p: ProcessSettings, data_dir: &Path) -> Result<ProcessConfig> 
         max_instances: p.max_instances,
         memory_budget_mb: p.memory_budget_mb,
         idle_timeout: p.idle_timeout,
+        spares: p.spares,
     })
 }
 

@@ -111,6 +111,8 @@ pub struct ProcessFileConfig {
     pub memory_budget_mb: Option<u32>,
     /// Seconds an idle instance is kept; default 300.
     pub idle_timeout_s: Option<u64>,
+    /// Spare runtimes kept started per built-in runtime for cold starts; default 1.
+    pub spares: Option<u32>,
 }
 
 /// `[wasm]` section.
@@ -248,6 +250,8 @@ pub struct ProcessSettings {
     pub memory_budget_mb: u32,
     /// How long an idle instance is kept.
     pub idle_timeout: Duration,
+    /// Spare runtimes kept started per built-in runtime (0: none).
+    pub spares: u32,
 }
 
 /// Validated `[server]`: the listener's limits.
@@ -500,6 +504,7 @@ pub fn process(f: &ProcessFileConfig) -> Result<ProcessSettings, Invalid> {
             1,
             86_400,
         )?),
+        spares: in_range("process.spares", f.spares.unwrap_or(1), 0, 16)?,
     })
 }
 
@@ -541,6 +546,7 @@ pub fn fuzz_config(data: &[u8]) -> Result<Settings, String> {
     assert!((1..=10_000).contains(&p.max_instances));
     assert!((64..=16 << 20).contains(&p.memory_budget_mb));
     assert!((1..=86_400).contains(&p.idle_timeout.as_secs()));
+    assert!(p.spares <= 16);
     let v = &s.server;
     for t in [v.header_read_timeout, v.body_read_timeout] {
         assert!((1..=3600).contains(&t.as_secs()));

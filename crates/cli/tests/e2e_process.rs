@@ -574,3 +574,39 @@ async fn concurrent_requests_queue_for_max_instances_and_throttle_past_the_timeo
     );
     assert!(b.1.contains_key("retry-after"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_starts_take_a_spare_runtime_unless_the_env_needs_its_own() {
+    let node = Node::start(bin());
+    node.create_app("sp").await;
+    let code = fixtures::handler_zip("python");
+    let mut spec = py("spare", "origin");
+    spec.env = Some([("GREETING".to_string(), "hi".to_string())].into());
+    node.deploy_code("sp", spec, code.clone()).await;
+    // A variable the interpreter reads at start-up: a spare cannot honour it.
+    let mut own = py("own", "origin");
+    own.env = Some([("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string())].into());
+    node.deploy_code("sp", own, code).await;
+    // The node keeps one spare per runtime, started in the background; give it time.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let (status, _, spare) = invoke_api(&node, "sp/spare", json!({})).await;
+    assert_eq!(status, 200, "{spare}");
+    assert!(
+        spare["age_s"].as_f64().unwrap() > 1.5,
+        "the first instance was started before its function was called: {spare}"
+    );
+    assert_eq!(spare["greeting"], "hi", "{spare}");
+    assert_eq!(spare["spare_var"], Value::Null, "{spare}");
+    assert_eq!(
+        spare["files"],
+        json!(["app.py"]),
+        "only its own code: {spare}"
+    );
+    assert_eq!(spare["dont_write_bytecode"], 0);
+
+    let (status, _, own) = invoke_api(&node, "sp/own", json!({})).await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["dont_write_bytecode"], 1, "{own}");
+    assert!(own["age_s"].as_f64().unwrap() < 1.5, "{own}");
+}

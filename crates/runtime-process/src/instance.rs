@@ -24,13 +24,13 @@ const MAX_BUFFERED_LOG_BYTES: usize = 1024 * 1024;
 
 /// Output lines read from the process, waiting to be attributed to an invocation.
 #[derive(Default)]
-struct LogBuffer {
+pub(crate) struct LogBuffer {
     lines: Vec<ProcessLogLine>,
     bytes: usize,
     dropped: usize,
 }
 
-type SharedLogs = Arc<Mutex<LogBuffer>>;
+pub(crate) type SharedLogs = Arc<Mutex<LogBuffer>>;
 
 fn lock(logs: &SharedLogs) -> std::sync::MutexGuard<'_, LogBuffer> {
     // A poisoned buffer only holds log lines; keep using it.
@@ -49,6 +49,7 @@ pub(crate) struct Instance {
     cgroup: Cgroup,
     _netns: Arc<NetNs>,
     logs: SharedLogs,
+    _slot: Option<crate::spare::Slot>,
     _reservation: crate::pool::Reservation,
 }
 
@@ -66,70 +67,150 @@ fn platform(message: String) -> ProcessLogLine {
     }
 }
 
-fn internal(what: &str, e: impl std::fmt::Display) -> StartFailure {
+pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> StartFailure {
     StartFailure {
         outcome: ProcessOutcome::Internal(format!("{what}: {e}")),
         logs: Vec::new(),
     }
 }
 
+/// What to launch in a fresh sandbox.
+pub(crate) struct LaunchSpec<'a> {
+    pub kind: ProcessKind,
+    pub memory_mb: u32,
+    pub network: NetworkMode,
+    /// Read-only binds besides the runtime dir: (host, inside).
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// The process's environment, given the Runtime API's port.
+    pub env: &'a dyn Fn(u16) -> Vec<(String, String)>,
+}
+
+/// A sandboxed runtime process just spawned, with its Runtime API, cgroup, network
+/// namespace and output capture; not yet known to be ready.
+pub(crate) struct Launched {
+    pub id: String,
+    pub child: Child,
+    pub rapi: RuntimeApi,
+    pub cgroup: Cgroup,
+    pub netns: Arc<NetNs>,
+    pub logs: SharedLogs,
+    pub spawned_at: Instant,
+    /// The directories a spare's code is linked into (removed with the instance).
+    pub slot: Option<crate::spare::Slot>,
+}
+
+impl Launched {
+    /// Drops the output captured so far.
+    pub fn clear_logs(&self) {
+        let mut buf = lock(&self.logs);
+        buf.lines.clear();
+        buf.bytes = 0;
+        buf.dropped = 0;
+    }
+}
+
+/// Spawns `l.kind`'s runtime in a new sandbox (network namespace with the Runtime API,
+/// cgroup, bubblewrap).
+pub(crate) fn launch(pools: &Pools, l: &LaunchSpec<'_>) -> Result<Launched, StartFailure> {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let netns = Arc::new(NetNs::new().map_err(|e| internal("network namespace", e))?);
+    let listener = netns
+        .bind_tcp(RUNTIME_API_PORT)
+        .map_err(|e| internal("runtime API socket", e))?;
+    let rapi = RuntimeApi::serve(listener).map_err(|e| internal("runtime API", e))?;
+    if l.network == NetworkMode::Outbound {
+        netns
+            .start_outbound(&pools.config().slirp4netns)
+            .map_err(|e| internal("outbound network", e))?;
+    }
+    let cgroup = Cgroup::create(pools.support(), &id, l.memory_mb, pools.config().pids_max)
+        .map_err(|e| internal("cgroup", e))?;
+    let sandbox_spec = sandbox_spec(pools, l, netns.clone());
+    let (program, args) = entrypoint(pools, l.kind);
+    let env = (l.env)(rapi.addr().port());
+    let mut cmd = sandbox::command(
+        pools.support(),
+        &pools.config().bwrap,
+        &sandbox_spec,
+        Some(&cgroup),
+        &program,
+        &args,
+        &env,
+    )
+    .map_err(|e| internal("sandbox", e))?;
+    let spawned_at = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| internal("spawn", e))?;
+    let logs = SharedLogs::default();
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(read_lines(out, LogStream::Stdout, logs.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(read_lines(err, LogStream::Stderr, logs.clone()));
+    }
+    Ok(Launched {
+        id,
+        child,
+        rapi,
+        cgroup,
+        netns,
+        logs,
+        spawned_at,
+        slot: None,
+    })
+}
+
 impl Instance {
-    /// Starts a process for `spec` and waits until its runtime asks for work.
+    /// Starts an instance for `spec` — from a spare runtime where one fits, else in a
+    /// sandbox of its own — and waits until its runtime asks for work.
     pub async fn start(
         pools: &Pools,
         spec: &ProcessSpec,
         reservation: crate::pool::Reservation,
     ) -> Result<Instance, StartFailure> {
-        let id = uuid::Uuid::now_v7().simple().to_string();
-        let netns = Arc::new(NetNs::new().map_err(|e| internal("network namespace", e))?);
-        let listener = netns
-            .bind_tcp(RUNTIME_API_PORT)
-            .map_err(|e| internal("runtime API socket", e))?;
-        let rapi = RuntimeApi::serve(listener).map_err(|e| internal("runtime API", e))?;
-        if spec.network == NetworkMode::Outbound {
-            netns
-                .start_outbound(&pools.config().slirp4netns)
-                .map_err(|e| internal("outbound network", e))?;
-        }
-        let cgroup = Cgroup::create(
-            pools.support(),
-            &id,
-            spec.memory_mb,
-            pools.config().pids_max,
-        )
-        .map_err(|e| internal("cgroup", e))?;
-        let sandbox_spec = sandbox_spec(pools, spec, netns.clone())?;
-        let (program, args) = entrypoint(pools, spec.kind);
-        let env = lambda_env(spec, rapi.addr().port());
-        let mut cmd = sandbox::command(
-            pools.support(),
-            &pools.config().bwrap,
-            &sandbox_spec,
-            Some(&cgroup),
-            &program,
-            &args,
-            &env,
-        )
-        .map_err(|e| internal("sandbox", e))?;
-        let spawned_at = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| internal("spawn", e))?;
-        let logs = SharedLogs::default();
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(read_lines(out, LogStream::Stdout, logs.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(read_lines(err, LogStream::Stderr, logs.clone()));
-        }
+        let launched = if crate::spare::fits(pools, spec) {
+            let spare = match pools.take_spare(spec.kind) {
+                Some(s) => s,
+                None => crate::spare::launch(pools, spec.kind)?,
+            };
+            crate::spare::assign(pools, spare, spec)?
+        } else {
+            let env = |port| lambda_env(spec, port);
+            let mut binds = vec![(
+                pools.code_dir(&spec.code_sha256),
+                PathBuf::from("/var/task"),
+            )];
+            if let Some(layer) = pools.layer_of(&spec.code_sha256) {
+                binds.push((layer, PathBuf::from("/opt")));
+            }
+            let l = LaunchSpec {
+                kind: spec.kind,
+                memory_mb: spec.memory_mb,
+                network: spec.network,
+                binds,
+                env: &env,
+            };
+            launch(pools, &l)?
+        };
+        Self::until_ready(launched, reservation).await
+    }
+
+    /// Waits for a launched runtime's first `next` (its init), up to [`INIT_TIMEOUT`].
+    /// The init duration counts from `launched.spawned_at` (for a spare: its assignment).
+    async fn until_ready(
+        l: Launched,
+        reservation: crate::pool::Reservation,
+    ) -> Result<Instance, StartFailure> {
         let mut inst = Instance {
-            id,
-            started: spawned_at,
+            id: l.id,
+            started: l.spawned_at,
             last_used: Instant::now(),
             init_duration: None,
-            child,
-            rapi,
-            cgroup,
-            _netns: netns,
-            logs,
+            child: l.child,
+            rapi: l.rapi,
+            cgroup: l.cgroup,
+            _netns: l.netns,
+            logs: l.logs,
+            _slot: l.slot,
             _reservation: reservation,
         };
         let outcome = tokio::select! {
@@ -151,7 +232,7 @@ impl Instance {
         };
         match outcome {
             None => {
-                inst.init_duration = Some(spawned_at.elapsed());
+                inst.init_duration = Some(inst.started.elapsed());
                 Ok(inst)
             }
             Some(outcome) => {
@@ -265,35 +346,23 @@ fn document_type(payload: &[u8]) -> Option<String> {
     (!t.is_empty()).then(|| t.to_string())
 }
 
-fn sandbox_spec(
-    pools: &Pools,
-    spec: &ProcessSpec,
-    netns: Arc<NetNs>,
-) -> Result<SandboxSpec, StartFailure> {
-    let mut ro_binds = vec![
-        (
-            pools.code_dir(&spec.code_sha256),
-            PathBuf::from("/var/task"),
-        ),
-        (
-            pools.runtime_dir().to_path_buf(),
-            PathBuf::from("/var/runtime"),
-        ),
-    ];
-    if let Some(layer) = pools.layer_of(&spec.code_sha256) {
-        ro_binds.push((layer, PathBuf::from("/opt")));
-    }
-    Ok(SandboxSpec {
+fn sandbox_spec(pools: &Pools, l: &LaunchSpec<'_>, netns: Arc<NetNs>) -> SandboxSpec {
+    let mut ro_binds = vec![(
+        pools.runtime_dir().to_path_buf(),
+        PathBuf::from("/var/runtime"),
+    )];
+    ro_binds.extend(l.binds.iter().cloned());
+    SandboxSpec {
         ro_binds,
         rw_binds: Vec::new(),
         tmp_size_mb: pools.config().tmp_size_mb,
         cwd: PathBuf::from("/var/task"),
-        memory_mb: spec.memory_mb,
+        memory_mb: l.memory_mb,
         pids_max: pools.config().pids_max,
         netns: Some(netns),
         uid: pools.config().sandbox_uid,
         gid: pools.config().sandbox_gid,
-    })
+    }
 }
 
 fn entrypoint(pools: &Pools, kind: ProcessKind) -> (PathBuf, Vec<String>) {
@@ -302,33 +371,19 @@ fn entrypoint(pools: &Pools, kind: ProcessKind) -> (PathBuf, Vec<String>) {
         .unwrap_or_else(|| (PathBuf::from("/var/task/bootstrap"), Vec::new()))
 }
 
-/// The environment Lambda gives a function, plus the function's own variables (which
-/// may not override the reserved ones).
-fn lambda_env(spec: &ProcessSpec, port: u16) -> Vec<(String, String)> {
-    let runtime = match spec.kind {
+/// The part of Lambda's environment that is the same for every function of a runtime:
+/// what a spare runtime starts with (and what the interpreter reads at start-up).
+pub(crate) fn base_env(kind: ProcessKind, port: u16) -> Vec<(String, String)> {
+    let runtime = match kind {
         ProcessKind::Python3 => "python3",
         ProcessKind::Node => "nodejs",
         ProcessKind::Custom => "provided",
     };
-    let reserved: Vec<(String, String)> = [
+    [
         ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
-        ("_HANDLER", spec.handler.clone()),
         ("LAMBDA_TASK_ROOT", "/var/task".into()),
         ("LAMBDA_RUNTIME_DIR", "/var/runtime".into()),
-        ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
-        ("AWS_LAMBDA_FUNCTION_VERSION", spec.function_version.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_mb.to_string(),
-        ),
-        ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone()),
-        (
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            format!("{}/[{}]", today(), spec.function_version),
-        ),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-        ("AWS_REGION", spec.region.clone()),
-        ("AWS_DEFAULT_REGION", spec.region.clone()),
         ("AWS_EXECUTION_ENV", format!("AWS_Lambda_{runtime}")),
         ("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin".into()),
         ("LANG", "C.UTF-8".into()),
@@ -343,7 +398,33 @@ fn lambda_env(spec: &ProcessSpec, port: u16) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    .collect()
+}
+
+/// The environment Lambda gives a function, plus the function's own variables (which
+/// may not override the reserved ones).
+pub(crate) fn lambda_env(spec: &ProcessSpec, port: u16) -> Vec<(String, String)> {
+    let mut reserved = base_env(spec.kind, port);
+    reserved.extend(
+        [
+            ("_HANDLER", spec.handler.clone()),
+            ("AWS_LAMBDA_FUNCTION_NAME", spec.function_name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", spec.function_version.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            ),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", spec.log_group.clone()),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                format!("{}/[{}]", today(), spec.function_version),
+            ),
+            ("AWS_REGION", spec.region.clone()),
+            ("AWS_DEFAULT_REGION", spec.region.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v)),
+    );
     let mut env: Vec<(String, String)> = spec
         .env
         .iter()

@@ -19,6 +19,7 @@ mod instance;
 mod pool;
 mod rapi;
 mod sandbox;
+mod spare;
 
 pub use sandbox::{CgroupVersion, SandboxSupport};
 
@@ -79,6 +80,9 @@ pub struct ProcessConfig {
     /// The longest an idle instance is kept on this node, whatever its function's
     /// `keep_alive_s` asks for.
     pub idle_timeout: Duration,
+    /// Spare runtimes kept started per built-in runtime (python3, node) for cold starts
+    /// (see ADR 0018); 0 starts none ahead.
+    pub spares: u32,
 }
 
 /// What one version's instances run: everything that identifies a pool of instances.
@@ -252,6 +256,7 @@ impl ProcessRuntime {
     pub fn new(config: ProcessConfig) -> Result<Self, PrepareError> {
         let pools = Arc::new(pool::Pools::new(config)?);
         pools.start_reaper();
+        spare::start_keeper(&pools);
         Ok(Self { inner: pools })
     }
 

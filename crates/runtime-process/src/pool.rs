@@ -69,6 +69,8 @@ pub(crate) struct Pools {
     /// Instances being started or stopped, by a key of their own.
     transitions: Mutex<HashMap<u64, Transition>>,
     next_transition: std::sync::atomic::AtomicU64,
+    /// Pre-started runtimes for cold starts.
+    spares: crate::spare::SparePool,
 }
 
 /// An instance on its way in or out, for the instances view.
@@ -103,7 +105,9 @@ impl Pools {
         let support =
             SandboxSupport::detect_as(&config.bwrap, config.sandbox_uid, config.sandbox_gid)
                 .map_err(PrepareError::Internal)?;
-        for dir in ["code", "layers"] {
+        // Spare slots of an earlier run are stale.
+        let _ = std::fs::remove_dir_all(config.work_dir.join("spares"));
+        for dir in ["code", "layers", "spares"] {
             std::fs::create_dir_all(config.work_dir.join(dir))
                 .map_err(|e| PrepareError::Internal(format!("create work dir: {e}")))?;
         }
@@ -123,6 +127,7 @@ impl Pools {
             targets: Mutex::default(),
             transitions: Mutex::default(),
             next_transition: Default::default(),
+            spares: Default::default(),
         })
     }
 
@@ -141,6 +146,20 @@ impl Pools {
 
     pub fn config(&self) -> &ProcessConfig {
         &self.config
+    }
+
+    pub fn spares(&self) -> &crate::spare::SparePool {
+        &self.spares
+    }
+
+    /// A pre-started spare runtime of `kind`, if one is ready.
+    pub fn take_spare(&self, kind: ProcessKind) -> Option<crate::instance::Launched> {
+        self.spares.take(kind)
+    }
+
+    /// Where spare runtimes' slots live.
+    pub fn spares_dir(&self) -> PathBuf {
+        self.config.work_dir.join("spares")
     }
 
     pub fn support(&self) -> &SandboxSupport {
@@ -619,6 +638,7 @@ impl Pools {
     }
 
     pub async fn shutdown(&self) {
+        self.spares.clear();
         let all: Vec<Idle> = lock(&self.idle).drain(..).collect();
         for mut i in all {
             i.instance.stop().await;

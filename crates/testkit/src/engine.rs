@@ -68,5 +68,6 @@ pub fn process_config(root: &Path) -> ProcessConfig {
         max_instances: 16,
         memory_budget_mb: 16 * 1024,
         idle_timeout: std::time::Duration::from_secs(60),
+        spares: 1,
     }
 }

@@ -5,6 +5,10 @@
 //! start with `POST .../runtime/init/error`. The host side hands events in with
 //! [`RuntimeApi::invoke`] and waits for the start with [`RuntimeApi::ready`].
 //!
+//! One private endpoint serves pre-started spare runtimes (see `spare.rs`):
+//! `GET /2018-06-01/runtime/arcus/assignment` long-polls until [`RuntimeApi::assign`]
+//! hands over the function's environment (a JSON object of strings).
+//!
 //! State is a small `std` mutex that is never held across an `.await`; the long poll
 //! waits on a [`Notify`]. Sockets get `TCP_NODELAY`; connections are kept alive with
 //! no idle timeout (a runtime keeps one connection open across a long handler).
@@ -86,6 +90,8 @@ struct Shared {
     state: Mutex<State>,
     work: Notify,
     status: watch::Sender<Status>,
+    /// The environment a spare runtime is given (`None` until it is assigned).
+    assignment: watch::Sender<Option<Bytes>>,
 }
 
 impl Shared {
@@ -197,10 +203,12 @@ impl RuntimeApi {
         let addr = listener.local_addr()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let (status, _) = watch::channel(Status::Starting);
+        let (assignment, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Notify::new(),
             status,
+            assignment,
         });
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(server::accept_loop(listener, shared.clone(), stopped));
@@ -216,6 +224,11 @@ impl RuntimeApi {
     /// Where the server listens (the value of `AWS_LAMBDA_RUNTIME_API`).
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr
+    }
+
+    /// Answers the spare runtime's `GET .../arcus/assignment` with `env` (a JSON object).
+    pub fn assign(&self, env: Bytes) {
+        self.inner.shared.assignment.send_replace(Some(env));
     }
 
     /// Resolves when the runtime first asks for work (`GET /next`), or fails with what

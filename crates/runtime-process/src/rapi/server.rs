@@ -86,6 +86,7 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Infa
             error(&shared, id, req).await
         }
         (["init", "error"], Method::POST) => init_error(&shared, req).await,
+        (["arcus", "assignment"], Method::GET) => assignment(&shared).await,
         (
             ["invocation", "next"] | ["invocation", _, "response" | "error"] | ["init", "error"],
             _,
@@ -97,6 +98,19 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Infa
         _ => not_found(),
     };
     Ok(resp)
+}
+
+/// `GET /arcus/assignment`: long-polls until the spare runtime is given a function.
+async fn assignment(shared: &Shared) -> Resp {
+    let mut rx = shared.assignment.subscribe();
+    let env = match rx.wait_for(Option::is_some).await {
+        Ok(env) => env.clone().unwrap_or_default(),
+        Err(_) => return not_found(),
+    };
+    let mut resp = Response::new(Full::new(env));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
 }
 
 /// `GET /invocation/next`: long-polls until an invocation is queued.

@@ -155,37 +155,58 @@ impl Cgroup {
             // Pushed at once so that a later failure removes what was made.
             cg.dirs.push(dir);
         }
-        let memory = u64::from(memory_mb) * 1024 * 1024;
         let pids = pids_max.max(1).to_string();
-        match version {
+        let pids_dir = match version {
+            CgroupVersion::V1 => &cg.dirs[1],
+            CgroupVersion::V2 => &cg.dirs[0],
+        };
+        write(pids_dir, "pids.max", &pids)?;
+        if version == CgroupVersion::V2 {
+            let dir = &cg.dirs[0];
+            if dir.join("memory.swap.max").exists() {
+                write(dir, "memory.swap.max", "0")?;
+            }
+            // An OOM kill ends the whole instance, not one of its processes.
+            if dir.join("memory.oom.group").exists() {
+                write(dir, "memory.oom.group", "1")?;
+            }
+        }
+        cg.set_memory(memory_mb)?;
+        Ok(cg)
+    }
+
+    /// Sets the memory limit to `memory_mb` MiB (no swap) and the CPU weight in
+    /// proportion; a lower limit than the current use fails (the kernel refuses it).
+    pub fn set_memory(&self, memory_mb: u32) -> io::Result<()> {
+        let memory = (u64::from(memory_mb) * 1024 * 1024).to_string();
+        match self.version {
             CgroupVersion::V1 => {
-                let (mem, pid, cpu) = (&cg.dirs[0], &cg.dirs[1], &cg.dirs[2]);
-                write(mem, "memory.limit_in_bytes", &memory.to_string())?;
-                if mem.join("memory.memsw.limit_in_bytes").exists() {
-                    write(mem, "memory.memsw.limit_in_bytes", &memory.to_string())?;
+                let (mem, cpu) = (&self.dirs[0], &self.dirs[2]);
+                // memsw may never be below the memory limit: lower memory first, and
+                // raise memsw first.
+                let memsw = mem.join("memory.memsw.limit_in_bytes").exists();
+                let raising = read_u64(mem, "memory.limit_in_bytes")
+                    .is_some_and(|cur| cur < u64::from(memory_mb) * 1024 * 1024);
+                if memsw && raising {
+                    write(mem, "memory.memsw.limit_in_bytes", &memory)?;
                 }
-                write(pid, "pids.max", &pids)?;
+                write(mem, "memory.limit_in_bytes", &memory)?;
+                if memsw && !raising {
+                    write(mem, "memory.memsw.limit_in_bytes", &memory)?;
+                }
                 let shares = (u64::from(memory_mb) * 1024 / MB_PER_CPU).clamp(2, 262_144);
-                write(cpu, "cpu.shares", &shares.to_string())?;
+                write(cpu, "cpu.shares", &shares.to_string())
             }
             CgroupVersion::V2 => {
-                let dir = &cg.dirs[0];
-                write(dir, "memory.max", &memory.to_string())?;
-                if dir.join("memory.swap.max").exists() {
-                    write(dir, "memory.swap.max", "0")?;
-                }
-                // An OOM kill ends the whole instance, not one of its processes.
-                if dir.join("memory.oom.group").exists() {
-                    write(dir, "memory.oom.group", "1")?;
-                }
-                write(dir, "pids.max", &pids)?;
+                let dir = &self.dirs[0];
+                write(dir, "memory.max", &memory)?;
                 if dir.join("cpu.weight").exists() {
                     let weight = (u64::from(memory_mb) * 100 / MB_PER_CPU).clamp(1, 10_000);
                     write(dir, "cpu.weight", &weight.to_string())?;
                 }
+                Ok(())
             }
         }
-        Ok(cg)
     }
 
     /// Opens every `cgroup.procs` for writing, so a child can join before exec by

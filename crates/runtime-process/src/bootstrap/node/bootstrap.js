@@ -191,7 +191,19 @@ async function crash(errorType, err) {
 process.on('unhandledRejection', (reason) => crash('Runtime.UnhandledPromiseRejection', reason));
 process.on('uncaughtException', (err) => crash(err && err.name ? err.name : 'Error', err));
 
+// A spare runtime (ARCUS_SPARE=1) starts before its function is known: it waits for the
+// node to hand over the function's environment, then starts as any runtime does.
+async function assigned() {
+  if (process.env.ARCUS_SPARE !== '1') return;
+  const res = await request('GET', '/arcus/assignment');
+  if (res.status !== 200) throw new Error(`runtime API assignment answered ${res.status}`);
+  const env = JSON.parse(res.body.toString());
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, env);
+}
+
 async function main() {
+  await assigned();
   const fn = await loadHandler(process.env._HANDLER || '');
   for (;;) {
     const res = await request('GET', '/invocation/next');

@@ -207,9 +207,29 @@ def _default(o):
     raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
 
 
+def _assigned(conn):
+    """A spare runtime (ARCUS_SPARE=1) starts before its function is known: it waits
+    for the node to hand over the function's environment, then starts as any does."""
+    global TASK_ROOT
+    if os.environ.get("ARCUS_SPARE") != "1":
+        return
+    status, _, body = conn.request("GET", "/arcus/assignment")
+    if status != 200:
+        print("[ERROR] runtime API assignment answered %d" % status, file=sys.stderr)
+        sys.exit(1)
+    env = json.loads(body)
+    os.environ.clear()
+    os.environ.update(env)
+    TASK_ROOT = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
+    import importlib
+
+    importlib.invalidate_caches()
+
+
 def main():
-    _paths()
     conn = _Conn()
+    _assigned(conn)
+    _paths()
     handler = _load(conn, os.environ.get("_HANDLER", ""))
     while True:
         status, headers, event = conn.request("GET", "/invocation/next")

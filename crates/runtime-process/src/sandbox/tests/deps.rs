@@ -20,6 +20,7 @@ fn config(work: &Path) -> ProcessConfig {
         max_instances: 4,
         memory_budget_mb: 16 * 1024,
         idle_timeout: Duration::from_secs(60),
+        spares: 0,
     }
 }
 
