@@ -1,15 +1,16 @@
 //! Invocation records: insert (with their rollups), read one, query with filters and
 //! cursor pagination.
 
-use super::records::{DEFAULT_LIMIT, ROWS_PER_INSERT};
+use super::records::{DEFAULT_LIMIT, SharedText, insert_chunks};
 use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use super::{rollups, util::version_from_db};
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use arcus_core::stats::{Cursor, InvocationQuery, Page};
 use arcus_core::{Error, ErrorCode, Result};
-use sqlx::sqlite::{Sqlite, SqliteRow};
-use sqlx::{QueryBuilder, Row, SqliteConnection};
+use sqlx::sqlite::{Sqlite, SqliteQueryResult, SqliteRow};
+use sqlx::{QueryBuilder, SqliteConnection};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 const COLUMNS: &str = "seq, id, app, function, version, trigger_kind, status, error_code, \
      http_status, duration_us, cold_start, started_at, memory_mb, egress_bytes, trace_id";
@@ -45,39 +46,67 @@ fn from_row(row: &SqliteRow) -> Result<InvocationRecord> {
 /// Inserts records inside the caller's transaction, many rows per statement, and adds
 /// the ones actually inserted to their rollups. A record whose id is already stored is
 /// skipped (and not counted again), so a retried batch neither fails nor double-counts.
+///
+/// `INSERT OR IGNORE` needs no statement journal (a statement that may abort half-way
+/// does) and returns no rows; only when a chunk inserts fewer rows than it has (some ids
+/// were stored) are the new ones read back: a statement's rows get consecutive seqs,
+/// ending at the last inserted rowid.
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
     records: &[InvocationRecord],
 ) -> Result<()> {
-    let mut inserted = HashSet::new();
-    for chunk in records.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO invocations ({}) ",
-            &COLUMNS["seq, ".len()..]
-        ));
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.id)
-                .push_bind(&r.app)
-                .push_bind(&r.function)
-                .push_bind(r.version.map(i64::from))
-                .push_bind(r.trigger.as_str())
-                .push_bind(r.status.as_str())
-                .push_bind(r.error_code.as_deref())
-                .push_bind(r.http_status.map(i64::from))
-                .push_bind(u64_to_db(r.duration_us))
-                .push_bind(r.cold_start)
-                .push_bind(ts_to_db(r.started_at))
-                .push_bind(i64::from(r.memory_mb))
-                .push_bind(u64_to_db(r.egress_bytes))
-                .push_bind(r.trace_id.as_deref());
-        });
-        q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-        for row in q.build().fetch_all(&mut *conn).await.map_err(db)? {
-            inserted.insert(row.try_get::<String, _>("id").map_err(db)?);
+    let mut names = SharedText::new(16);
+    let mut fresh: Vec<&InvocationRecord> = Vec::with_capacity(records.len());
+    for chunk in insert_chunks(records) {
+        let done = insert_chunk(&mut *conn, chunk, &mut names).await?;
+        let n = done.rows_affected();
+        if n == chunk.len() as u64 {
+            fresh.extend(chunk);
+        } else if n > 0 {
+            let last = done.last_insert_rowid();
+            let first = last - i64::try_from(n).unwrap_or(i64::MAX) + 1;
+            let ids: HashSet<String> =
+                sqlx::query_scalar("SELECT id FROM invocations WHERE seq BETWEEN ? AND ?")
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(db)?
+                    .into_iter()
+                    .collect();
+            fresh.extend(chunk.iter().filter(|r| ids.contains(&r.id)));
         }
     }
-    let fresh = records.iter().filter(|r| inserted.contains(&r.id));
-    rollups::add(conn, fresh).await
+    rollups::add(conn, fresh.into_iter()).await
+}
+
+/// One multi-row `INSERT OR IGNORE` of `chunk`.
+async fn insert_chunk(
+    conn: &mut SqliteConnection,
+    chunk: &[InvocationRecord],
+    names: &mut SharedText,
+) -> Result<SqliteQueryResult> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "INSERT OR IGNORE INTO invocations ({}) ",
+        &COLUMNS["seq, ".len()..]
+    ));
+    q.push_values(chunk, |mut b, r| {
+        b.push_bind(Arc::<str>::from(r.id.as_str()))
+            .push_bind(names.get(&r.app))
+            .push_bind(names.get(&r.function))
+            .push_bind(r.version.map(i64::from))
+            .push_bind(names.get(r.trigger.as_str()))
+            .push_bind(names.get(r.status.as_str()))
+            .push_bind(r.error_code.as_deref().map(|c| names.get(c)))
+            .push_bind(r.http_status.map(i64::from))
+            .push_bind(u64_to_db(r.duration_us))
+            .push_bind(r.cold_start)
+            .push_bind(ts_to_db(r.started_at))
+            .push_bind(i64::from(r.memory_mb))
+            .push_bind(u64_to_db(r.egress_bytes))
+            .push_bind(r.trace_id.as_deref().map(Arc::<str>::from));
+    });
+    q.build().execute(&mut *conn).await.map_err(db)
 }
 
 /// One record by invocation id; `invocation_not_found`.

@@ -5,7 +5,7 @@
 //! has one writer at a time, so seqs become visible in increasing order and a reader
 //! that has seen every line up to seq N will never see a new line at or below N.
 
-use super::records::{DEFAULT_LIMIT, ROWS_PER_INSERT};
+use super::records::{DEFAULT_LIMIT, SharedText, insert_chunks};
 use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use arcus_core::Result;
 use arcus_core::record::{LogLine, LogStream};
@@ -14,6 +14,7 @@ use arcus_core::store::{LogQuery, LogTail};
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{QueryBuilder, SqliteConnection};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const COLUMNS: &str = "id, invocation_id, app, function, stream, ts, message, trace_id";
 
@@ -42,53 +43,70 @@ pub(super) async fn add_usage(
     delta: &HashMap<String, i64>,
 ) -> Result<()> {
     for (function, &bytes) in delta {
-        let sql = if bytes >= 0 {
-            "INSERT INTO log_usage (app, function, bytes) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (app, function) DO UPDATE SET bytes = bytes + excluded.bytes"
-        } else {
-            "UPDATE log_usage SET bytes = MAX(0, bytes + ?3) WHERE app = ?1 AND function = ?2"
-        };
-        sqlx::query(sql)
-            .bind(app)
-            .bind(function)
-            .bind(bytes)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        add_function_usage(conn, app, function, bytes).await?;
     }
+    Ok(())
+}
+
+/// Adds `bytes` message bytes to one function's count (negative after deletes).
+async fn add_function_usage(
+    conn: &mut SqliteConnection,
+    app: &str,
+    function: &str,
+    bytes: i64,
+) -> Result<()> {
+    let sql = if bytes >= 0 {
+        "INSERT INTO log_usage (app, function, bytes) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (app, function) DO UPDATE SET bytes = bytes + excluded.bytes"
+    } else {
+        "UPDATE log_usage SET bytes = MAX(0, bytes + ?3) WHERE app = ?1 AND function = ?2"
+    };
+    sqlx::query(sql)
+        .bind(app)
+        .bind(function)
+        .bind(bytes)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     Ok(())
 }
 
 /// Inserts log lines inside the caller's transaction, many rows per statement (they
 /// keep their order: seqs follow the slice), and adds their bytes to `log_usage`.
 pub(super) async fn insert(conn: &mut SqliteConnection, lines: &[LogLine]) -> Result<()> {
-    for chunk in lines.chunks(ROWS_PER_INSERT) {
+    let mut names = SharedText::new(16);
+    // An invocation's lines are adjacent: its id and trace id are copied once.
+    let mut ids = SharedText::new(2);
+    for chunk in insert_chunks(lines) {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO logs ({}) ",
+            "INSERT OR FAIL INTO logs ({}) ",
             &COLUMNS["id, ".len()..]
         ));
         q.push_values(chunk, |mut b, l| {
-            b.push_bind(&l.invocation_id)
-                .push_bind(&l.app)
-                .push_bind(&l.function)
-                .push_bind(l.stream.as_str())
+            b.push_bind(ids.get(&l.invocation_id))
+                .push_bind(names.get(&l.app))
+                .push_bind(names.get(&l.function))
+                .push_bind(names.get(l.stream.as_str()))
                 .push_bind(ts_to_db(l.timestamp))
-                .push_bind(&l.message)
-                .push_bind(l.trace_id.as_deref());
+                .push_bind(Arc::<str>::from(l.message.as_str()))
+                .push_bind(l.trace_id.as_deref().map(|t| ids.get(t)));
         });
         q.build().execute(&mut *conn).await.map_err(db)?;
     }
-    let mut usage: HashMap<&str, HashMap<String, i64>> = HashMap::new();
+    // Message bytes per (app, function); a batch names few functions.
+    let mut usage: Vec<(&str, &str, i64)> = Vec::new();
     for l in lines {
         let bytes = i64::try_from(l.message.len()).unwrap_or(i64::MAX);
-        *usage
-            .entry(&l.app)
-            .or_default()
-            .entry(l.function.clone())
-            .or_default() += bytes;
+        match usage
+            .iter_mut()
+            .find(|(a, f, _)| *a == l.app && *f == l.function)
+        {
+            Some((_, _, n)) => *n = n.saturating_add(bytes),
+            None => usage.push((&l.app, &l.function, bytes)),
+        }
     }
-    for (app, delta) in usage {
-        add_usage(conn, app, &delta).await?;
+    for (app, function, bytes) in usage {
+        add_function_usage(conn, app, function, bytes).await?;
     }
     Ok(())
 }

@@ -218,6 +218,32 @@ pub async fn invocation_rollups(s: &dyn Store) {
     let from_records: u64 = records.iter().map(InvocationRecord::mib_ms).sum();
     let from_rollups: u64 = hours.iter().map(|r| r.rollup.mib_ms).sum();
     assert_eq!(from_records, from_rollups);
+
+    // A batch mixing stored and new records: only the new ones are stored and counted.
+    let mut late = invocation("late", "a", "g", 0);
+    late.started_at = t(7);
+    late.duration_us = 4_000;
+    let mut later = late.clone();
+    later.id = "later".into();
+    s.insert_invocations(&[batch[0].clone(), late, batch[4].clone(), later])
+        .await
+        .unwrap();
+    let g_hour = read(Some("g"), Resolution::Hour).await;
+    assert_eq!(g_hour.len(), 1);
+    assert_eq!(g_hour[0].rollup.calls, 3);
+    assert_eq!(g_hour[0].rollup.duration_us, 8_000 + batch[4].duration_us);
+    let f_hours = read(Some("f"), Resolution::Hour).await;
+    assert_eq!(f_hours.iter().map(|r| r.rollup.calls).sum::<u64>(), 4);
+    let ids: Vec<String> = s
+        .query_invocations("a", &q())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids.len(), 7);
+    assert!(ids.contains(&"late".to_string()) && ids.contains(&"later".to_string()));
     assert_err(
         s.rollups(
             "nope",
