@@ -586,7 +586,10 @@ async fn cold_starts_take_a_spare_runtime_unless_the_env_needs_its_own() {
     // A variable the interpreter reads at start-up: a spare cannot honour it.
     let mut own = py("own", "origin");
     own.env = Some([("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string())].into());
-    node.deploy_code("sp", own, code).await;
+    node.deploy_code("sp", own, code.clone()).await;
+    let mut open = py("open", "origin");
+    open.network = Some(arcus_core::model::Network::Outbound);
+    node.deploy_code("sp", open, code).await;
     // The node keeps one spare per runtime, started in the background; give it time.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 
@@ -604,6 +607,16 @@ async fn cold_starts_take_a_spare_runtime_unless_the_env_needs_its_own() {
         "only its own code: {spare}"
     );
     assert_eq!(spare["dont_write_bytecode"], 0);
+    assert_eq!(
+        spare["ifaces"],
+        json!(["lo"]),
+        "no network by default: {spare}"
+    );
+
+    // Outbound networking is added to a spare's namespace when it is assigned.
+    let (status, _, open) = invoke_api(&node, "sp/open", json!({})).await;
+    assert_eq!(status, 200, "{open}");
+    assert_eq!(open["ifaces"], json!(["lo", "tap0"]), "{open}");
 
     let (status, _, own) = invoke_api(&node, "sp/own", json!({})).await;
     assert_eq!(status, 200, "{own}");
