@@ -51,6 +51,10 @@ pub struct Measured {
     config: Config,
     on: Vec<Stats>,
     off: Vec<Stats>,
+    /// Node CPU time per counted request of each round, microseconds (`None` when
+    /// `/proc` could not be read).
+    on_cpu: Vec<Option<f64>>,
+    off_cpu: Vec<Option<f64>>,
     fill: Duration,
     /// Median milliseconds of the stats query per window.
     stats_ms: Vec<(StatsWindow, f64)>,
@@ -71,17 +75,28 @@ pub async fn run(bin: &Path, on: &ArcusServer, code: &[u8], config: Config) -> R
         on.deploy(&spec, code.clone(), HELLO).await?,
         off.deploy(&spec, code, HELLO).await?,
     ];
+    let pids = [on.child.pid(), off.child.pid()];
     let (mut on_runs, mut off_runs) = (Vec::new(), Vec::new());
+    let (mut on_cpu, mut off_cpu) = (Vec::new(), Vec::new());
     for round in 0..config.rounds {
         // Alternate which side goes first so drift of the machine hits both alike.
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
             crate::progress(&format!("observability round {round}: side {side}"));
+            let cpu = tokio::spawn(window_cpu(pids[side], config.load));
             let stats = load::run(&targets[side], config.load).await?;
+            let per_request = cpu
+                .await
+                .ok()
+                .flatten()
+                .filter(|_| stats.requests > 0)
+                .map(|secs| secs * 1e6 / stats.requests as f64);
             if side == 0 {
                 on_runs.push(stats);
+                on_cpu.push(per_request);
             } else {
                 off_runs.push(stats);
+                off_cpu.push(per_request);
             }
         }
     }
@@ -92,10 +107,38 @@ pub async fn run(bin: &Path, on: &ArcusServer, code: &[u8], config: Config) -> R
         config,
         on: on_runs,
         off: off_runs,
+        on_cpu,
+        off_cpu,
         fill,
         stats_ms,
         raw_ms,
     })
+}
+
+/// CPU seconds (user + system) process `pid` used during the measured window of a load
+/// run with `load`'s timing that starts now.
+async fn window_cpu(pid: u32, load: LoadConfig) -> Option<f64> {
+    tokio::time::sleep(load.warmup).await;
+    let before = process_cpu(pid)?;
+    tokio::time::sleep(load.duration).await;
+    Some(process_cpu(pid)? - before)
+}
+
+/// CPU seconds process `pid` has used so far: `utime + stime` of `/proc/<pid>/stat`, in
+/// clock ticks of 1/100 s (Linux's `USER_HZ`).
+fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_ticks(&stat).map(|ticks| ticks as f64 / 100.0)
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/<pid>/stat` line; the command name
+/// (field 2, in parentheses) may contain spaces, so fields are counted after its `)`.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 fn record(i: usize, now: Timestamp, span_us: i64, n: usize) -> InvocationRecord {
@@ -228,9 +271,13 @@ pub fn render(m: &Measured, markdown: bool) -> String {
         "p50 ms",
         "p99 ms",
         "errors",
+        "node CPU µs/req",
     ])];
-    for (label, runs) in [("on (records, logs, metrics)", &m.on), ("off", &m.off)] {
-        for (i, s) in runs.iter().enumerate() {
+    for (label, runs, cpu) in [
+        ("on (records, logs, metrics)", &m.on, &m.on_cpu),
+        ("off", &m.off, &m.off_cpu),
+    ] {
+        for (i, (s, c)) in runs.iter().zip(cpu).enumerate() {
             rows.push(vec![
                 label.into(),
                 i.to_string(),
@@ -238,6 +285,7 @@ pub fn render(m: &Measured, markdown: bool) -> String {
                 ms(s.percentile_us(0.5)),
                 ms(s.percentile_us(0.99)),
                 s.errors.to_string(),
+                fixed(*c, 1),
             ]);
         }
     }
@@ -256,6 +304,20 @@ pub fn render(m: &Measured, markdown: bool) -> String {
         fixed(cost, 1),
         verdict(cost, COST_LIMIT_PCT)
     );
+    // CPU per request varies far less with the machine's other load than throughput.
+    let mean_cpu = |cpu: &[Option<f64>]| -> Option<f64> {
+        let known: Vec<f64> = cpu.iter().flatten().copied().collect();
+        (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+    };
+    if let (Some(on), Some(off)) = (mean_cpu(&m.on_cpu), mean_cpu(&m.off_cpu)) {
+        let _ = writeln!(
+            out,
+            "Node CPU per request (mean of rounds): on {on:.1} µs, off {off:.1} µs: \
+             observability costs {:.1} µs ({:.1} %) of node CPU per request.\n",
+            on - off,
+            (on / off - 1.0) * 100.0
+        );
+    }
     let mut rows = vec![header(&[
         "stats query",
         "records",
@@ -288,4 +350,18 @@ pub fn render(m: &Measured, markdown: bool) -> String {
         m.config.records as f64 / m.fill.as_secs_f64().max(1e-9)
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_ticks;
+
+    #[test]
+    fn cpu_ticks_add_utime_and_stime_after_the_command_name() {
+        let stat = "4242 (arcus (x) y) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    731 52 0 0 20 0 9 0 123456 100000 2000 18446744073709551615";
+        assert_eq!(cpu_ticks(stat), Some(783));
+        assert_eq!(cpu_ticks("4242 (arcus) S 1"), None);
+        assert_eq!(cpu_ticks("no parenthesis"), None);
+    }
 }
