@@ -137,7 +137,17 @@ fn check_platform_lines(lines: &[Value], id: &str, version: &str) {
     let prefix = format!("REPORT RequestId: {id}\tDuration: ");
     assert!(report.starts_with(&prefix), "{report}");
     assert!(report.contains(" ms\tBilled Duration: "), "{report}");
-    assert!(report.ends_with(" ms\tMemory Size: 128 MB"), "{report}");
+    assert!(
+        report.contains(" ms\tMemory Size: 128 MB\tMax Memory Used: "),
+        "{report}"
+    );
+    let used: u64 = report
+        .rsplit("Max Memory Used: ")
+        .next()
+        .and_then(|r| r.strip_suffix(" MB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!((1..=128).contains(&used), "{report}");
     for (i, l) in lines.iter().enumerate() {
         let platform = i == 0 || i >= lines.len() - 2;
         assert_eq!(l["stream"] == "platform", platform, "{l}");

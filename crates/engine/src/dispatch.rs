@@ -538,7 +538,13 @@ fn finish_wasm(pending: PendingRecord, done: Completion, over_limit: bool) {
         .into_iter()
         .map(|l| (l.stream, l.timestamp, l.message));
     // The wasm runtime writes no platform lines of its own (process runtimes do).
-    let lines =
-        crate::logs::with_platform_lines(&pending.record, done.duration, pending.init, lines);
+    let max_memory_mb = Some(done.memory_bytes.div_ceil(1024 * 1024));
+    let lines = crate::logs::with_platform_lines(
+        &pending.record,
+        done.duration,
+        pending.init,
+        max_memory_mb,
+        lines,
+    );
     pending.finish(done.duration, status, code, lines);
 }

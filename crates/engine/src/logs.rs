@@ -36,6 +36,7 @@ pub(crate) fn with_platform_lines(
     record: &InvocationRecord,
     duration: Duration,
     init: Option<Duration>,
+    max_memory_mb: Option<u64>,
     lines: impl IntoIterator<Item = (LogStream, Timestamp, String)>,
 ) -> Vec<(LogStream, Timestamp, String)> {
     let id = &record.id;
@@ -59,6 +60,9 @@ pub(crate) fn with_platform_lines(
     let mut report = format!(
         "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory} MB"
     );
+    if let Some(max) = max_memory_mb {
+        report.push_str(&format!("\tMax Memory Used: {max} MB"));
+    }
     if let Some(init) = init {
         let init_ms = init.as_secs_f64() * 1000.0;
         report.push_str(&format!("\tInit Duration: {init_ms:.2} ms"));
@@ -245,7 +249,7 @@ mod tests {
     fn platform_lines_frame_the_guest_lines_in_lambda_format() {
         let guest = (LogStream::Stdout, Timestamp::UNIX_EPOCH, "hi".to_string());
         let d = Duration::from_micros(1_234_100);
-        let lines = with_platform_lines(&record(Some(3)), d, None, [guest.clone()]);
+        let lines = with_platform_lines(&record(Some(3)), d, None, Some(3), [guest.clone()]);
         let text: Vec<&str> = lines.iter().map(|l| l.2.as_str()).collect();
         assert_eq!(
             text,
@@ -253,7 +257,7 @@ mod tests {
                 "START RequestId: abc Version: 3",
                 "hi",
                 "END RequestId: abc",
-                "REPORT RequestId: abc\tDuration: 1234.10 ms\tBilled Duration: 1235 ms\tMemory Size: 256 MB",
+                "REPORT RequestId: abc\tDuration: 1234.10 ms\tBilled Duration: 1235 ms\tMemory Size: 256 MB\tMax Memory Used: 3 MB",
             ]
         );
         assert!(
@@ -262,10 +266,16 @@ mod tests {
                 .all(|l| l.0 == LogStream::Platform || l.2 == "hi")
         );
         assert_eq!(lines[3].1, Timestamp::UNIX_EPOCH + d);
-        let draft = with_platform_lines(&record(None), Duration::ZERO, None, []);
+        let draft = with_platform_lines(&record(None), Duration::ZERO, None, None, []);
         assert_eq!(draft[0].2, "START RequestId: abc Version: $LATEST");
         assert!(draft[2].2.contains("Billed Duration: 1 ms"));
-        let cold = with_platform_lines(&record(None), d, Some(Duration::from_micros(2_500)), []);
+        let cold = with_platform_lines(
+            &record(None),
+            d,
+            Some(Duration::from_micros(2_500)),
+            None,
+            [],
+        );
         assert!(
             cold[2]
                 .2

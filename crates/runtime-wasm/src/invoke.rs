@@ -57,6 +57,8 @@ pub struct Completion {
     pub logs: Vec<CapturedLine>,
     /// Time from start to end of the guest's run.
     pub duration: Duration,
+    /// Linear memory the guest's instances were given, in bytes (their peak).
+    pub memory_bytes: u64,
 }
 
 /// The result of starting an invocation.
@@ -167,6 +169,7 @@ impl WasmRuntime {
                     http_status: None,
                     logs: sink.drain(),
                     duration: Duration::ZERO,
+                    memory_bytes: 0,
                 });
                 return Invocation {
                     response: Err(outcome),
@@ -224,6 +227,8 @@ impl WasmRuntime {
             // Let the connection that is waiting for the response write it before this
             // instance is torn down (its memory reset is not on the caller's latency).
             tokio::task::yield_now().await;
+            let memory_bytes =
+                u64::try_from(store.data().limits.memory_bytes()).unwrap_or(u64::MAX);
             drop(store);
             record_outcome(&task_sink, &outcome, spec.timeout);
             let _ = outcome_tx.send(outcome.clone());
@@ -232,6 +237,7 @@ impl WasmRuntime {
                 http_status,
                 logs: task_sink.drain(),
                 duration: started.elapsed(),
+                memory_bytes,
             });
         });
 

@@ -385,7 +385,8 @@ async fn invocations_and_logs_are_recorded() {
     assert!(
         report.starts_with(&format!("REPORT RequestId: {id}\tDuration: "))
             && report.contains(" ms\tBilled Duration: ")
-            && report.ends_with(" ms\tMemory Size: 128 MB"),
+            && report.contains(" ms\tMemory Size: 128 MB\tMax Memory Used: ")
+            && report.ends_with(" MB"),
         "{report}"
     );
     assert!(lines.iter().all(|l| l["invocation_id"] == id));
@@ -542,6 +543,26 @@ async fn memory_limit_is_enforced() {
         .await;
     r.expect(200);
     assert_eq!(r.text(), "allocated 64 MiB");
+    // REPORT tells how much linear memory the guest was given.
+    let id = r.header(REQUEST_ID).unwrap().to_string();
+    let lines = h
+        .wait_logs("app", "memhog", &id, |l| {
+            l.iter()
+                .any(|l| l["message"].as_str().unwrap().starts_with("REPORT"))
+        })
+        .await;
+    let report = lines
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .find(|m| m.starts_with("REPORT"))
+        .unwrap();
+    let used: u64 = report
+        .rsplit("Max Memory Used: ")
+        .next()
+        .and_then(|r| r.strip_suffix(" MB"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!((64..=128).contains(&used), "{report}");
     // The old version keeps its limit.
     h.send(req("GET", "/fn/app/memhog/?mb=64"))
         .await
