@@ -79,6 +79,10 @@ struct Args {
     /// requests after a reclaim per function (`cold`).
     #[arg(long, default_value = "10", value_parser = clap::value_parser!(u16).range(1..=100))]
     cold_runs: u16,
+    /// `process.spares` of the node under test (spare runtimes per built-in runtime, ADR
+    /// 0018); the node's default (1) when not given. `0` measures cold starts without spares.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(0..=16))]
+    process_spares: Option<u16>,
     /// Concurrent requests of the `burst` scenario, one connection each.
     #[arg(long, default_value = "200", value_parser = clap::value_parser!(u16).range(1..=1000))]
     burst_requests: u16,
@@ -190,7 +194,10 @@ async fn run(args: Args) -> Result<()> {
     let hyper = servers::HyperServer::start(usize::from(args.server_threads))?;
     load::verify("hyper", &hyper.target).await?;
     progress(&format!("starting {}", arcus_bin.display()));
-    let mut arcus = servers::start_arcus(&arcus_bin).await?;
+    let config = args
+        .process_spares
+        .map(|n| format!("[process]\nspares = {n}\n"));
+    let mut arcus = servers::start_arcus_with(&arcus_bin, config.as_deref()).await?;
 
     let mut out = String::new();
     if args.scenarios.contains(&Scenario::Wasm) {
