@@ -141,12 +141,7 @@ fn check_platform_lines(lines: &[Value], id: &str, version: &str) {
         report.contains(" ms\tMemory Size: 128 MB\tMax Memory Used: "),
         "{report}"
     );
-    let used: u64 = report
-        .rsplit("Max Memory Used: ")
-        .next()
-        .and_then(|r| r.strip_suffix(" MB"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{report}"));
+    let used = arcus_testkit::report_max_memory_mb(report);
     assert!((1..=128).contains(&used), "{report}");
     for (i, l) in lines.iter().enumerate() {
         let platform = i == 0 || i >= lines.len() - 2;

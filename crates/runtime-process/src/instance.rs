@@ -168,7 +168,7 @@ impl Instance {
         reservation: crate::pool::Reservation,
     ) -> Result<Instance, StartFailure> {
         let launched = if crate::spare::fits(pools, spec) {
-            let spare = match pools.take_spare(spec.kind) {
+            let spare = match pools.spares().take(spec.kind) {
                 Some(s) => s,
                 None => crate::spare::launch(pools, spec.kind)?,
             };

@@ -152,11 +152,6 @@ impl Pools {
         &self.spares
     }
 
-    /// A pre-started spare runtime of `kind`, if one is ready.
-    pub fn take_spare(&self, kind: ProcessKind) -> Option<crate::instance::Launched> {
-        self.spares.take(kind)
-    }
-
     /// Where spare runtimes' slots live.
     pub fn spares_dir(&self) -> PathBuf {
         self.config.work_dir.join("spares")

@@ -64,13 +64,19 @@ pub(crate) struct SparePool {
 impl SparePool {
     /// A live spare of `kind`, taken out of the pool (the keeper starts another).
     pub(crate) fn take(&self, kind: ProcessKind) -> Option<Launched> {
-        let mut ready = lock(&self.ready);
-        ready.retain_mut(|(_, l)| matches!(l.child.try_wait(), Ok(None)));
+        let mut ready = self.live();
         let pos = ready.iter().position(|(k, _)| *k == kind)?;
         let (_, spare) = ready.remove(pos);
         drop(ready);
         self.wake.notify_one();
         Some(spare)
+    }
+
+    /// The spares, locked, after dropping the ones whose process has exited.
+    fn live(&self) -> MutexGuard<'_, Vec<(ProcessKind, Launched)>> {
+        let mut ready = lock(&self.ready);
+        ready.retain_mut(|(_, l)| matches!(l.child.try_wait(), Ok(None)));
+        ready
     }
 
     /// Stops every spare.
@@ -80,9 +86,7 @@ impl SparePool {
 
     /// How many live spares of `kind` there are (dead ones are dropped).
     pub(crate) fn count(&self, kind: ProcessKind) -> usize {
-        let mut ready = lock(&self.ready);
-        ready.retain_mut(|(_, l)| matches!(l.child.try_wait(), Ok(None)));
-        ready.iter().filter(|(k, _)| *k == kind).count()
+        self.live().iter().filter(|(k, _)| *k == kind).count()
     }
 
     /// Entries of a code tree and its layer, counted once per code.

@@ -556,12 +556,7 @@ async fn memory_limit_is_enforced() {
         .filter_map(|l| l["message"].as_str())
         .find(|m| m.starts_with("REPORT"))
         .unwrap();
-    let used: u64 = report
-        .rsplit("Max Memory Used: ")
-        .next()
-        .and_then(|r| r.strip_suffix(" MB"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{report}"));
+    let used = arcus_testkit::report_max_memory_mb(report);
     assert!((64..=128).contains(&used), "{report}");
     // The old version keeps its limit.
     h.send(req("GET", "/fn/app/memhog/?mb=64"))
