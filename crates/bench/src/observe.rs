@@ -14,7 +14,7 @@ use crate::servers::{self, ArcusServer, HELLO};
 use anyhow::{Context, Result};
 use arcus_core::api::CreateFunction;
 use arcus_core::model::{App, Timestamp};
-use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
+use arcus_core::record::{InvocationRecord, InvocationStatus, RecordedInvocation, TriggerKind};
 use arcus_core::stats::{RollupQuery, StatsView, StatsWindow};
 use arcus_core::store::Store;
 use arcus_store::SqliteStore;
@@ -161,6 +161,8 @@ fn record(i: usize, now: Timestamp, span_us: i64, n: usize) -> InvocationRecord 
         duration_us: 200 + u64::try_from(i % 5000).unwrap_or(0),
         cold_start: i.is_multiple_of(200),
         started_at: now - time::Duration::microseconds(offset),
+        init_duration_us: None,
+        max_memory_mb: None,
         memory_mb: 128,
         egress_bytes: 5,
         trace_id: None,
@@ -198,7 +200,11 @@ async fn stats_query(n: usize) -> Result<(Duration, Vec<(StatsWindow, f64)>, f64
     let started = Instant::now();
     for start in (0..n).step_by(BATCH) {
         let batch: Vec<_> = (start..(start + BATCH).min(n))
-            .map(|i| record(i, now, span_us, n))
+            .map(|i| RecordedInvocation {
+                record: record(i, now, span_us, n),
+                lines: Vec::new(),
+                platform_lines: true,
+            })
             .collect();
         store.insert_invocations(&batch).await?;
     }

@@ -136,6 +136,13 @@ pub struct InvocationRecord {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
+    /// Microseconds its cold start took (loading the component, or starting the
+    /// process until it asked for its first event); only on cold starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_duration_us: Option<u64>,
+    /// Peak memory of the instance that ran it, MiB, where the runtime measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
 }
 
 impl InvocationRecord {
@@ -147,6 +154,45 @@ impl InvocationRecord {
     /// Memory × billed duration, in MiB·ms (1 GB-second = 1,024,000 MiB·ms).
     pub fn mib_ms(&self) -> u64 {
         u64::from(self.memory_mb).saturating_mul(self.billed_ms())
+    }
+}
+
+/// One line an invocation printed, as captured (before it is stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapturedLine {
+    /// Which stream.
+    pub stream: LogStream,
+    /// When it was captured.
+    pub timestamp: Timestamp,
+    /// The text, without the trailing newline.
+    pub message: String,
+}
+
+/// What the recorder hands the store for one invocation: its record and its lines.
+///
+/// With `platform_lines`, the store also shows Lambda's `START`, `END` and `REPORT`
+/// lines for it, derived from the record when logs are read (ADR 0019): before the
+/// captured lines, `START` at `started_at`; after them, `END` and `REPORT` at its end
+/// (`started_at + duration_us`, never before its last line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedInvocation {
+    /// The record.
+    pub record: InvocationRecord,
+    /// Its lines in capture order.
+    pub lines: Vec<CapturedLine>,
+    /// Whether it ran (and so has platform lines); `false` for one refused before it
+    /// reached an instance.
+    pub platform_lines: bool,
+}
+
+impl From<InvocationRecord> for RecordedInvocation {
+    /// A record with no lines and no platform lines.
+    fn from(record: InvocationRecord) -> Self {
+        Self {
+            record,
+            lines: Vec::new(),
+            platform_lines: false,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::access_keys::{AccessKeyView, StoredAccessKey};
 use crate::audit::{AuditEntry, AuditQuery};
 use crate::events::{AttemptResult, Event, EventStatus, NewEvent, QueueDepth};
 use crate::model::{Alias, AliasTarget, App, CodeRef, Function, Timestamp, Version};
-use crate::record::{InvocationRecord, LogLine, LogStream};
+use crate::record::{InvocationRecord, LogLine, LogStream, RecordedInvocation};
 use crate::secret::SealedSecret;
 use crate::stats::{Cursor, InvocationQuery, Page, Resolution, RollupQuery, RollupRow};
 use crate::tokens::{StoredToken, TokenView};
@@ -144,9 +144,13 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Alias>;
 
-    /// Appends invocation records (a batch, one transaction).
-    async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<()>;
-    /// Appends log lines (a batch, one transaction).
+    /// Appends invocation records with their log lines (a batch, one transaction),
+    /// and adds them to the rollups. Each invocation's lines (with its derived platform
+    /// lines) get consecutive seqs, in batch order. A record whose id is stored already
+    /// is skipped with its lines, so a retried batch neither fails nor counts twice.
+    async fn insert_invocations(&self, batch: &[RecordedInvocation]) -> Result<()>;
+    /// Appends log lines that belong to no recorded invocation (a batch, one
+    /// transaction).
     async fn insert_logs(&self, lines: &[LogLine]) -> Result<()>;
     /// Lists an app's invocation records matching `query`, newest first, one page;
     /// `app_not_found` / `function_not_found` when the filter names neither.
@@ -207,7 +211,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<LogTail>;
     /// The highest seq stored so far (0 when no line ever was).
     async fn last_log_seq(&self) -> Result<u64>;
-    /// Bytes of log messages an app has stored (what size retention counts).
+    /// Bytes of log messages an app has stored (what size retention counts: the
+    /// captured lines, not the platform lines derived from records).
     async fn log_bytes(&self, app: &str) -> Result<u64>;
     /// Deletes up to `limit` of an app's oldest log lines (one short transaction): first
     /// the ones captured before `older_than`, then, while its messages take more than

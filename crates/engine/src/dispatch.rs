@@ -170,6 +170,8 @@ impl Engine {
                 memory_mb: resolved.config.memory_mb,
                 egress_bytes: 0,
                 trace_id: Some(ctx.trace_id_hex()),
+                init_duration_us: None,
+                max_memory_mb: None,
             },
             crate::metrics::version_label(resolved.version, &route.aliases),
         );
@@ -178,7 +180,13 @@ impl Engine {
         let resolved = match self.with_secret_env(&target.app, resolved).await {
             Ok(r) => r,
             Err(e) => {
-                pending.finish(Duration::ZERO, InvocationStatus::Failed, Some(e.code), []);
+                pending.finish(
+                    Duration::ZERO,
+                    InvocationStatus::Failed,
+                    Some(e.code),
+                    false,
+                    [],
+                );
                 return Err(e);
             }
         };
@@ -524,7 +532,7 @@ pub(crate) fn response_too_large() -> Error {
     )
 }
 
-fn finish_wasm(pending: PendingRecord, done: Completion, over_limit: bool) {
+fn finish_wasm(mut pending: PendingRecord, done: Completion, over_limit: bool) {
     let (status, code) = match &done.outcome {
         _ if over_limit => (InvocationStatus::Failed, Some(ErrorCode::ResponseTooLarge)),
         Outcome::Ok => (InvocationStatus::Succeeded, None),
@@ -533,18 +541,10 @@ fn finish_wasm(pending: PendingRecord, done: Completion, over_limit: bool) {
         Outcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
         Outcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
     };
+    pending.record.max_memory_mb = Some(done.memory_bytes.div_ceil(1024 * 1024));
     let lines = done
         .logs
         .into_iter()
         .map(|l| (l.stream, l.timestamp, l.message));
-    // The wasm runtime writes no platform lines of its own (process runtimes do).
-    let max_memory_mb = Some(done.memory_bytes.div_ceil(1024 * 1024));
-    let lines = crate::logs::with_platform_lines(
-        &pending.record,
-        done.duration,
-        pending.init,
-        max_memory_mb,
-        lines,
-    );
-    pending.finish(done.duration, status, code, lines);
+    pending.finish(done.duration, status, code, true, lines);
 }

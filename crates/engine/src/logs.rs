@@ -1,5 +1,5 @@
-//! Logs: the platform lines of wasm invocations, queries, live followers and the
-//! retention task (ADR 0011).
+//! Logs: queries, live followers and the retention task (ADR 0011; the platform
+//! lines are derived from records by the store, ADR 0019).
 //!
 //! Followers read the store, never an in-memory copy of the lines: the record writer
 //! bumps a `watch` counter after each batch it writes, which wakes every follower to
@@ -12,7 +12,7 @@ use crate::Inner;
 use arcus_core::Result;
 use arcus_core::limits::LOG_FOLLOW_BATCH;
 use arcus_core::model::Timestamp;
-use arcus_core::record::{InvocationRecord, LogLine, LogStream};
+use arcus_core::record::LogLine;
 use arcus_core::stats::{Page, Resolution};
 use arcus_core::store::{LogQuery, Store};
 use std::sync::{Arc, Weak};
@@ -28,48 +28,6 @@ pub const RETENTION_INTERVAL: Duration = Duration::from_secs(300);
 pub const RETENTION_BATCH: u32 = 5_000;
 /// Pause between two retention batches, letting queued writes through.
 const RETENTION_PAUSE: Duration = Duration::from_millis(20);
-
-/// Lambda's platform lines around a wasm invocation's own: `START` (at its start),
-/// then `lines`, then `END` and `REPORT` (at its end, never before its last line; with
-/// the component's load time as `Init Duration` after a cold start).
-pub(crate) fn with_platform_lines(
-    record: &InvocationRecord,
-    duration: Duration,
-    init: Option<Duration>,
-    max_memory_mb: Option<u64>,
-    lines: impl IntoIterator<Item = (LogStream, Timestamp, String)>,
-) -> Vec<(LogStream, Timestamp, String)> {
-    let id = &record.id;
-    let version = record
-        .version
-        .map_or_else(|| "$LATEST".to_string(), |v| v.to_string());
-    let mut out = vec![(
-        LogStream::Platform,
-        record.started_at,
-        format!("START RequestId: {id} Version: {version}"),
-    )];
-    out.extend(lines);
-    let mut end = record.started_at + duration;
-    if let Some((_, last, _)) = out.last() {
-        end = end.max(*last);
-    }
-    let ms = duration.as_secs_f64() * 1000.0;
-    let billed = duration.as_micros().div_ceil(1000).max(1);
-    let memory = record.memory_mb;
-    out.push((LogStream::Platform, end, format!("END RequestId: {id}")));
-    let mut report = format!(
-        "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory} MB"
-    );
-    if let Some(max) = max_memory_mb {
-        report.push_str(&format!("\tMax Memory Used: {max} MB"));
-    }
-    if let Some(init) = init {
-        let init_ms = init.as_secs_f64() * 1000.0;
-        report.push_str(&format!("\tInit Duration: {init_ms:.2} ms"));
-    }
-    out.push((LogStream::Platform, end, report));
-    out
-}
 
 /// A live reader of an app's (or function's) new log lines, in write order.
 pub struct LogFollower {
@@ -218,68 +176,4 @@ pub(crate) fn start_retention(inner: &Arc<Inner>) {
             }
         }
     });
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use arcus_core::record::{InvocationStatus, TriggerKind};
-
-    fn record(version: Option<u32>) -> InvocationRecord {
-        InvocationRecord {
-            id: "abc".into(),
-            app: "a".into(),
-            function: "f".into(),
-            version,
-            trigger: TriggerKind::Http,
-            status: InvocationStatus::Succeeded,
-            error_code: None,
-            http_status: Some(200),
-            duration_us: 0,
-            cold_start: false,
-            memory_mb: 256,
-            egress_bytes: 0,
-            trace_id: None,
-            started_at: Timestamp::UNIX_EPOCH,
-        }
-    }
-
-    #[test]
-    fn platform_lines_frame_the_guest_lines_in_lambda_format() {
-        let guest = (LogStream::Stdout, Timestamp::UNIX_EPOCH, "hi".to_string());
-        let d = Duration::from_micros(1_234_100);
-        let lines = with_platform_lines(&record(Some(3)), d, None, Some(3), [guest.clone()]);
-        let text: Vec<&str> = lines.iter().map(|l| l.2.as_str()).collect();
-        assert_eq!(
-            text,
-            [
-                "START RequestId: abc Version: 3",
-                "hi",
-                "END RequestId: abc",
-                "REPORT RequestId: abc\tDuration: 1234.10 ms\tBilled Duration: 1235 ms\tMemory Size: 256 MB\tMax Memory Used: 3 MB",
-            ]
-        );
-        assert!(
-            lines
-                .iter()
-                .all(|l| l.0 == LogStream::Platform || l.2 == "hi")
-        );
-        assert_eq!(lines[3].1, Timestamp::UNIX_EPOCH + d);
-        let draft = with_platform_lines(&record(None), Duration::ZERO, None, None, []);
-        assert_eq!(draft[0].2, "START RequestId: abc Version: $LATEST");
-        assert!(draft[2].2.contains("Billed Duration: 1 ms"));
-        let cold = with_platform_lines(
-            &record(None),
-            d,
-            Some(Duration::from_micros(2_500)),
-            None,
-            [],
-        );
-        assert!(
-            cold[2]
-                .2
-                .ends_with("Memory Size: 256 MB\tInit Duration: 2.50 ms")
-        );
-    }
 }

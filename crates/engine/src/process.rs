@@ -270,7 +270,7 @@ fn json_response(status: u16, payload: Bytes) -> http::Response<FnBody> {
     resp
 }
 
-fn finish_record(pending: PendingRecord, done: ProcessCompletion) {
+fn finish_record(mut pending: PendingRecord, done: ProcessCompletion) {
     let (status, code) = match &done.outcome {
         ProcessOutcome::Ok(_) => (InvocationStatus::Succeeded, None),
         ProcessOutcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),
@@ -282,9 +282,10 @@ fn finish_record(pending: PendingRecord, done: ProcessCompletion) {
         ProcessOutcome::NoCapacity(_) => (InvocationStatus::Failed, Some(ErrorCode::NoCapacity)),
         ProcessOutcome::Internal(_) => (InvocationStatus::Failed, Some(ErrorCode::Internal)),
     };
+    pending.record.max_memory_mb = done.max_memory_mb;
     let lines = done
         .logs
         .into_iter()
         .map(|l| (l.stream, l.timestamp, l.message));
-    pending.finish(done.duration, status, code, lines);
+    pending.finish(done.duration, status, code, true, lines);
 }

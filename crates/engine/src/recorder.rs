@@ -2,7 +2,9 @@
 
 use arcus_core::ErrorCode;
 use arcus_core::model::Timestamp;
-use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, LogStream};
+use arcus_core::record::{
+    CapturedLine, InvocationRecord, InvocationStatus, LogStream, RecordedInvocation,
+};
 use arcus_core::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,7 @@ const BATCH_WINDOW: Duration = Duration::from_millis(50);
 const QUEUE_CAPACITY: usize = 100_000;
 
 enum Item {
-    Record(Box<InvocationRecord>, Vec<LogLine>),
+    Record(Box<RecordedInvocation>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -51,13 +53,8 @@ impl Recorder {
     }
 
     /// Queues one invocation's record and log lines.
-    pub fn record(&self, record: InvocationRecord, logs: Vec<LogLine>) {
-        if self.enabled
-            && self
-                .tx
-                .try_send(Item::Record(Box::new(record), logs))
-                .is_err()
-        {
+    pub fn record(&self, recorded: RecordedInvocation) {
+        if self.enabled && self.tx.try_send(Item::Record(Box::new(recorded))).is_err() {
             tracing::warn!("record queue full; dropping an invocation record");
         }
     }
@@ -95,37 +92,41 @@ impl PendingRecord {
         }
     }
 
-    /// Completes the record with how the invocation ended and queues it with its log
-    /// lines (`(stream, timestamp, message)`).
+    /// Completes the record with how the invocation ended and queues it with the
+    /// lines it printed (`(stream, timestamp, message)`); with `ran`, the invocation
+    /// reached an instance and its log shows platform lines.
     pub fn finish(
         mut self,
         duration: Duration,
         status: InvocationStatus,
         code: Option<ErrorCode>,
+        ran: bool,
         lines: impl IntoIterator<Item = (LogStream, Timestamp, String)>,
     ) {
         let r = &mut self.record;
         r.duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         r.status = status;
         r.error_code = code.map(|c| c.as_str().to_string());
-        let logs = lines
+        r.init_duration_us = self
+            .init
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let lines = lines
             .into_iter()
-            .map(|(stream, timestamp, message)| LogLine {
-                seq: 0,
-                invocation_id: r.id.clone(),
-                app: r.app.clone(),
-                function: r.function.clone(),
+            .map(|(stream, timestamp, message)| CapturedLine {
                 stream,
                 timestamp,
                 message,
-                trace_id: r.trace_id.clone(),
             })
             .collect();
         crate::metrics::invocation(&self.record, self.version_label, self.init);
         if let Some(spans) = self.spans.take() {
             spans.finish(&self.record);
         }
-        self.recorder.record(self.record, logs);
+        self.recorder.record(RecordedInvocation {
+            record: self.record,
+            lines,
+            platform_lines: ran,
+        });
     }
 }
 
@@ -134,8 +135,7 @@ impl PendingRecord {
 /// everything queued (up to [`MAX_BATCH`]) in one go. With a backlog, or when someone
 /// waits for a flush, it writes at once.
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>, written: watch::Sender<u64>) {
-    let mut records = Vec::new();
-    let mut logs = Vec::new();
+    let mut batch = Vec::new();
     let mut waiters = Vec::new();
     let mut backlog = false;
     while let Some(first) = rx.recv().await {
@@ -145,20 +145,19 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>, written: watch
         }
         while let Some(item) = next.take() {
             match item {
-                Item::Record(r, l) => {
-                    records.push(*r);
-                    logs.extend(l);
-                }
+                Item::Record(r) => batch.push(*r),
                 Item::Flush(w) => waiters.push(w),
             }
-            if records.len() >= MAX_BATCH {
+            if batch.len() >= MAX_BATCH {
                 break;
             }
             next = rx.try_recv().ok();
         }
-        backlog = records.len() >= MAX_BATCH;
-        let with_logs = !logs.is_empty();
-        write(&*store, &mut records, &mut logs).await;
+        backlog = batch.len() >= MAX_BATCH;
+        let with_logs = batch
+            .iter()
+            .any(|r| r.platform_lines || !r.lines.is_empty());
+        write(&*store, &mut batch).await;
         if with_logs {
             written.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -166,29 +165,18 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Item>, written: watch
             let _ = w.send(());
         }
     }
-    write(&*store, &mut records, &mut logs).await;
+    write(&*store, &mut batch).await;
 }
 
-async fn write(store: &dyn Store, records: &mut Vec<InvocationRecord>, logs: &mut Vec<LogLine>) {
-    if !records.is_empty() {
-        let started = std::time::Instant::now();
-        let result = store.insert_invocations(records).await;
-        crate::metrics::store_op("insert_invocations", started);
-        if let Err(e) = result {
-            tracing::error!(
-                count = records.len(),
-                "cannot write invocation records: {e}"
-            );
-        }
-        records.clear();
+async fn write(store: &dyn Store, batch: &mut Vec<RecordedInvocation>) {
+    if batch.is_empty() {
+        return;
     }
-    for chunk in logs.chunks(MAX_BATCH * 4) {
-        let started = std::time::Instant::now();
-        let result = store.insert_logs(chunk).await;
-        crate::metrics::store_op("insert_logs", started);
-        if let Err(e) = result {
-            tracing::error!(count = chunk.len(), "cannot write log lines: {e}");
-        }
+    let started = std::time::Instant::now();
+    let result = store.insert_invocations(batch).await;
+    crate::metrics::store_op("insert_invocations", started);
+    if let Err(e) = result {
+        tracing::error!(count = batch.len(), "cannot write invocation records: {e}");
     }
-    logs.clear();
+    batch.clear();
 }

@@ -145,7 +145,8 @@ pub struct InvokeRequest {
 /// A captured output line of one invocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessLogLine {
-    /// stdout, stderr or platform (`START`, `END`, `REPORT`, errors).
+    /// stdout, stderr or platform (errors; `START`, `END` and `REPORT` are derived
+    /// from the invocation's record by the store).
     pub stream: LogStream,
     /// When it was read.
     pub timestamp: Timestamp,

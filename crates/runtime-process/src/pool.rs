@@ -279,10 +279,6 @@ impl Pools {
             init_duration: instance.init_duration,
         };
         lock(&self.busy).insert(instance.id.clone(), busy);
-        logs.push(platform(format!(
-            "START RequestId: {} Version: {}",
-            req.request_id, spec.function_version
-        )));
         let (outcome, duration) = instance.invoke(&req, spec.timeout).await;
         lock(&self.busy).remove(&instance.id);
         logs.extend(instance.take_logs().await);
@@ -295,14 +291,6 @@ impl Pools {
         }
         let init_duration = if cold { instance.init_duration } else { None };
         let max_memory_mb = instance.max_memory_mb();
-        logs.push(platform(format!("END RequestId: {}", req.request_id)));
-        logs.push(platform(report_line(
-            &req.request_id,
-            duration,
-            spec.memory_mb,
-            max_memory_mb,
-            init_duration,
-        )));
         let reusable = matches!(
             outcome,
             ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. }
@@ -676,55 +664,5 @@ fn platform(message: String) -> ProcessLogLine {
         stream: LogStream::Platform,
         timestamp: Timestamp::now_utc(),
         message,
-    }
-}
-
-/// Lambda's `REPORT` line.
-fn report_line(
-    id: &str,
-    duration: Duration,
-    memory_mb: u32,
-    max_memory_mb: Option<u64>,
-    init: Option<Duration>,
-) -> String {
-    let ms = duration.as_secs_f64() * 1000.0;
-    let billed = duration.as_micros().div_ceil(1000).max(1);
-    let mut line = format!(
-        "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {memory_mb} MB"
-    );
-    if let Some(max) = max_memory_mb {
-        line.push_str(&format!("\tMax Memory Used: {max} MB"));
-    }
-    if let Some(init) = init {
-        line.push_str(&format!(
-            "\tInit Duration: {:.2} ms",
-            init.as_secs_f64() * 1000.0
-        ));
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn report_line_has_lambdas_fields() {
-        let l = report_line(
-            "r1",
-            Duration::from_micros(1500),
-            128,
-            Some(40),
-            Some(Duration::from_millis(12)),
-        );
-        assert_eq!(
-            l,
-            "REPORT RequestId: r1\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tInit Duration: 12.00 ms"
-        );
-        let l = report_line("r2", Duration::from_micros(10), 64, None, None);
-        assert!(
-            l.ends_with("Billed Duration: 1 ms\tMemory Size: 64 MB"),
-            "{l}"
-        );
     }
 }

@@ -248,6 +248,8 @@ async fn retention_drops_minute_rollups_after_two_days_and_keeps_hour_ones() {
         duration_us: 1_000,
         cold_start: false,
         started_at: now - age,
+        init_duration_us: None,
+        max_memory_mb: None,
         memory_mb: 128,
         egress_bytes: 0,
         trace_id: None,
@@ -255,8 +257,8 @@ async fn retention_drops_minute_rollups_after_two_days_and_keeps_hour_ones() {
     let store = h.engine.store();
     store
         .insert_invocations(&[
-            record("three-days", time::Duration::days(3)),
-            record("one-day", time::Duration::days(1)),
+            record("three-days", time::Duration::days(3)).into(),
+            record("one-day", time::Duration::days(1)).into(),
         ])
         .await
         .unwrap();

@@ -1,10 +1,11 @@
 //! Invocation records: insert (with their rollups), read one, query with filters and
 //! cursor pagination.
 
+use super::logs::{self, NewLine, seq_to_db};
 use super::records::{DEFAULT_LIMIT, SharedText, insert_chunks};
 use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use super::{rollups, util::version_from_db};
-use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
+use arcus_core::record::{InvocationRecord, InvocationStatus, RecordedInvocation, TriggerKind};
 use arcus_core::stats::{Cursor, InvocationQuery, Page};
 use arcus_core::{Error, ErrorCode, Result};
 use sqlx::sqlite::{Sqlite, SqliteQueryResult, SqliteRow};
@@ -13,7 +14,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 const COLUMNS: &str = "seq, id, app, function, version, trigger_kind, status, error_code, \
-     http_status, duration_us, cold_start, started_at, memory_mb, egress_bytes, trace_id";
+     http_status, duration_us, cold_start, started_at, memory_mb, egress_bytes, trace_id, \
+     init_duration_us, max_memory_mb";
 
 fn from_row(row: &SqliteRow) -> Result<InvocationRecord> {
     let trigger: String = col(row, "trigger_kind")?;
@@ -40,58 +42,116 @@ fn from_row(row: &SqliteRow) -> Result<InvocationRecord> {
         memory_mb: u32::try_from(memory_mb).map_err(|_| corrupt("memory_mb"))?,
         egress_bytes: u64::try_from(egress_bytes).map_err(|_| corrupt("egress_bytes"))?,
         trace_id: col(row, "trace_id")?,
+        init_duration_us: optional_u64(row, "init_duration_us")?,
+        max_memory_mb: optional_u64(row, "max_memory_mb")?,
     })
 }
 
-/// Inserts records inside the caller's transaction, many rows per statement, and adds
-/// the ones actually inserted to their rollups. A record whose id is already stored is
-/// skipped (and not counted again), so a retried batch neither fails nor double-counts.
+fn optional_u64(row: &SqliteRow, name: &str) -> Result<Option<u64>> {
+    let v: Option<i64> = col(row, name)?;
+    v.map(|v| u64::try_from(v).map_err(|_| corrupt(name)))
+        .transpose()
+}
+
+/// One invocation of a batch with its reserved record seq: the last of its block of
+/// seqs (`START`, its lines, `END`, `REPORT`; just its lines without platform lines).
+type Numbered<'a> = (i64, &'a RecordedInvocation);
+
+/// Inserts a batch inside the caller's transaction: reserves each invocation's block
+/// of seqs, inserts the records many rows per statement and the lines of the ones
+/// actually inserted, and adds those to their rollups. A record whose id is already
+/// stored is skipped with its lines (its seqs stay unused), so a retried batch neither
+/// fails nor double-counts.
 ///
 /// `INSERT OR IGNORE` needs no statement journal (a statement that may abort half-way
 /// does) and returns no rows; only when a chunk inserts fewer rows than it has (some ids
-/// were stored) are the new ones read back: a statement's rows get consecutive seqs,
-/// ending at the last inserted rowid.
+/// were stored) are the inserted seqs read back.
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
-    records: &[InvocationRecord],
+    batch: &[RecordedInvocation],
 ) -> Result<()> {
+    let mut next = seq_to_db(logs::last_seq(conn).await?) + 1;
+    let numbered: Vec<Numbered<'_>> = batch
+        .iter()
+        .map(|r| {
+            let platform = i64::from(r.platform_lines);
+            let seq = next + count(r) + 2 * platform;
+            next = seq + 1;
+            (seq, r)
+        })
+        .collect();
     let mut names = SharedText::new(16);
-    let mut fresh: Vec<&InvocationRecord> = Vec::with_capacity(records.len());
-    for chunk in insert_chunks(records) {
+    let mut fresh: Vec<Numbered<'_>> = Vec::with_capacity(batch.len());
+    for chunk in insert_chunks(&numbered) {
         let done = insert_chunk(&mut *conn, chunk, &mut names).await?;
         let n = done.rows_affected();
         if n == chunk.len() as u64 {
             fresh.extend(chunk);
-        } else if n > 0 {
-            let last = done.last_insert_rowid();
-            let first = last - i64::try_from(n).unwrap_or(i64::MAX) + 1;
-            let ids: HashSet<String> =
-                sqlx::query_scalar("SELECT id FROM invocations WHERE seq BETWEEN ? AND ?")
-                    .bind(first)
-                    .bind(last)
+        } else if let (Some(first), Some(last), true) = (chunk.first(), chunk.last(), n > 0) {
+            let seqs: HashSet<i64> =
+                sqlx::query_scalar("SELECT seq FROM invocations WHERE seq BETWEEN ? AND ?")
+                    .bind(first.0)
+                    .bind(last.0)
                     .fetch_all(&mut *conn)
                     .await
                     .map_err(db)?
                     .into_iter()
                     .collect();
-            fresh.extend(chunk.iter().filter(|r| ids.contains(&r.id)));
+            fresh.extend(chunk.iter().filter(|(seq, _)| seqs.contains(seq)));
         }
     }
-    rollups::add(conn, fresh.into_iter()).await
+    let lines: Vec<NewLine<'_>> = fresh.iter().flat_map(|&n| lines_of(n)).collect();
+    logs::insert(conn, &lines).await?;
+    if let Some((last, _)) = numbered.last() {
+        logs::set_last_seq(conn, *last).await?;
+    }
+    rollups::add(conn, fresh.into_iter().map(|(_, r)| &r.record)).await
+}
+
+/// Number of captured lines, as stored.
+fn count(r: &RecordedInvocation) -> i64 {
+    i64::try_from(r.lines.len()).unwrap_or(i64::MAX)
+}
+
+/// The captured lines of a numbered invocation with their seqs.
+fn lines_of((seq, r): Numbered<'_>) -> impl Iterator<Item = NewLine<'_>> {
+    let first = seq - count(r) - i64::from(r.platform_lines);
+    let rec = &r.record;
+    (first..).zip(&r.lines).map(move |(seq, l)| NewLine {
+        seq,
+        invocation_id: &rec.id,
+        app: &rec.app,
+        function: &rec.function,
+        trace_id: rec.trace_id.as_deref(),
+        stream: l.stream,
+        timestamp: l.timestamp,
+        message: &l.message,
+    })
+}
+
+/// When `END` and `REPORT` are shown: the invocation's end, never before its last line.
+fn ended_at(r: &RecordedInvocation) -> i64 {
+    let rec = &r.record;
+    let end = ts_to_db(rec.started_at).saturating_add(u64_to_db(rec.duration_us));
+    r.lines
+        .last()
+        .map_or(end, |l| end.max(ts_to_db(l.timestamp)))
 }
 
 /// One multi-row `INSERT OR IGNORE` of `chunk`.
 async fn insert_chunk(
     conn: &mut SqliteConnection,
-    chunk: &[InvocationRecord],
+    chunk: &[Numbered<'_>],
     names: &mut SharedText,
 ) -> Result<SqliteQueryResult> {
     let mut q = QueryBuilder::<Sqlite>::new(format!(
-        "INSERT OR IGNORE INTO invocations ({}) ",
-        &COLUMNS["seq, ".len()..]
+        "INSERT OR IGNORE INTO invocations ({COLUMNS}, log_lines, ended_at) "
     ));
-    q.push_values(chunk, |mut b, r| {
-        b.push_bind(Arc::<str>::from(r.id.as_str()))
+    q.push_values(chunk, |mut b, &(seq, recorded)| {
+        let r = &recorded.record;
+        let platform = recorded.platform_lines;
+        b.push_bind(seq)
+            .push_bind(Arc::<str>::from(r.id.as_str()))
             .push_bind(names.get(&r.app))
             .push_bind(names.get(&r.function))
             .push_bind(r.version.map(i64::from))
@@ -104,7 +164,11 @@ async fn insert_chunk(
             .push_bind(ts_to_db(r.started_at))
             .push_bind(i64::from(r.memory_mb))
             .push_bind(u64_to_db(r.egress_bytes))
-            .push_bind(r.trace_id.as_deref().map(Arc::<str>::from));
+            .push_bind(r.trace_id.as_deref().map(Arc::<str>::from))
+            .push_bind(r.init_duration_us.map(u64_to_db))
+            .push_bind(r.max_memory_mb.map(u64_to_db))
+            .push_bind(platform.then(|| count(recorded)))
+            .push_bind(platform.then(|| ended_at(recorded)));
     });
     q.build().execute(&mut *conn).await.map_err(db)
 }

@@ -1,39 +1,48 @@
-//! Log lines: insert (keeping the per-function byte counts), newest-first queries with
-//! filters and cursor pages, and the write-order reads live followers make.
+//! Log lines: inserts (keeping the per-function byte counts), the seq counter shared
+//! with records, and byte counts. Reads (stored lines merged with the platform lines
+//! derived from records) are in `log_reads`.
 //!
-//! A line's seq is its `logs.id` (AUTOINCREMENT since migration 6: never reused). SQLite
-//! has one writer at a time, so seqs become visible in increasing order and a reader
-//! that has seen every line up to seq N will never see a new line at or below N.
+//! A line's seq is its `logs.id`. Since migration 12 records and lines take their seqs
+//! from one counter (the `logs` row of `sqlite_sequence`, never reused), reserved by the
+//! inserting transaction. SQLite has one writer at a time, so seqs become visible in
+//! increasing order and a reader that has seen every line up to seq N will never see a
+//! new line at or below N.
 
-use super::records::{DEFAULT_LIMIT, SharedText, insert_chunks};
-use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
+use super::records::{SharedText, insert_chunks};
+use super::util::{db, ts_to_db};
 use arcus_core::Result;
+use arcus_core::model::Timestamp;
 use arcus_core::record::{LogLine, LogStream};
-use arcus_core::stats::{Cursor, Page};
-use arcus_core::store::{LogQuery, LogTail};
-use sqlx::sqlite::{Sqlite, SqliteRow};
+use sqlx::sqlite::Sqlite;
 use sqlx::{QueryBuilder, SqliteConnection};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const COLUMNS: &str = "id, invocation_id, app, function, stream, ts, message, trace_id";
+/// One line to insert, with the seq reserved for it.
+pub(super) struct NewLine<'a> {
+    pub seq: i64,
+    pub invocation_id: &'a str,
+    pub app: &'a str,
+    pub function: &'a str,
+    pub trace_id: Option<&'a str>,
+    pub stream: LogStream,
+    pub timestamp: Timestamp,
+    pub message: &'a str,
+}
 
-/// Seqs one [`tail`] call looks at, at most: bounds its cost whatever the filters.
-pub(super) const TAIL_WINDOW: u64 = 20_000;
-
-fn from_row(row: &SqliteRow) -> Result<LogLine> {
-    let stream: String = col(row, "stream")?;
-    let id: i64 = col(row, "id")?;
-    Ok(LogLine {
-        seq: u64::try_from(id).map_err(|_| corrupt("id"))?,
-        invocation_id: col(row, "invocation_id")?,
-        app: col(row, "app")?,
-        function: col(row, "function")?,
-        stream: LogStream::parse(&stream).ok_or_else(|| corrupt("stream"))?,
-        timestamp: ts_from_db(col(row, "ts")?, "ts")?,
-        message: col(row, "message")?,
-        trace_id: col(row, "trace_id")?,
-    })
+impl<'a> From<(i64, &'a LogLine)> for NewLine<'a> {
+    fn from((seq, l): (i64, &'a LogLine)) -> Self {
+        Self {
+            seq,
+            invocation_id: &l.invocation_id,
+            app: &l.app,
+            function: &l.function,
+            trace_id: l.trace_id.as_deref(),
+            stream: l.stream,
+            timestamp: l.timestamp,
+            message: &l.message,
+        }
+    }
 }
 
 /// Adds `delta` message bytes to the functions' counts (negative after deletes).
@@ -71,25 +80,26 @@ async fn add_function_usage(
     Ok(())
 }
 
-/// Inserts log lines inside the caller's transaction, many rows per statement (they
-/// keep their order: seqs follow the slice), and adds their bytes to `log_usage`.
-pub(super) async fn insert(conn: &mut SqliteConnection, lines: &[LogLine]) -> Result<()> {
+/// Inserts lines with their reserved seqs inside the caller's transaction, many rows
+/// per statement, and adds their bytes to `log_usage`.
+pub(super) async fn insert(conn: &mut SqliteConnection, lines: &[NewLine<'_>]) -> Result<()> {
     let mut names = SharedText::new(16);
     // An invocation's lines are adjacent: its id and trace id are copied once.
     let mut ids = SharedText::new(2);
     for chunk in insert_chunks(lines) {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT OR FAIL INTO logs ({}) ",
-            &COLUMNS["id, ".len()..]
-        ));
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT OR FAIL INTO logs \
+             (id, invocation_id, app, function, stream, ts, message, trace_id) ",
+        );
         q.push_values(chunk, |mut b, l| {
-            b.push_bind(ids.get(&l.invocation_id))
-                .push_bind(names.get(&l.app))
-                .push_bind(names.get(&l.function))
+            b.push_bind(l.seq)
+                .push_bind(ids.get(l.invocation_id))
+                .push_bind(names.get(l.app))
+                .push_bind(names.get(l.function))
                 .push_bind(names.get(l.stream.as_str()))
                 .push_bind(ts_to_db(l.timestamp))
-                .push_bind(Arc::<str>::from(l.message.as_str()))
-                .push_bind(l.trace_id.as_deref().map(|t| ids.get(t)));
+                .push_bind(Arc::<str>::from(l.message))
+                .push_bind(l.trace_id.map(|t| ids.get(t)));
         });
         q.build().execute(&mut *conn).await.map_err(db)?;
     }
@@ -102,7 +112,7 @@ pub(super) async fn insert(conn: &mut SqliteConnection, lines: &[LogLine]) -> Re
             .find(|(a, f, _)| *a == l.app && *f == l.function)
         {
             Some((_, _, n)) => *n = n.saturating_add(bytes),
-            None => usage.push((&l.app, &l.function, bytes)),
+            None => usage.push((l.app, l.function, bytes)),
         }
     }
     for (app, function, bytes) in usage {
@@ -111,72 +121,24 @@ pub(super) async fn insert(conn: &mut SqliteConnection, lines: &[LogLine]) -> Re
     Ok(())
 }
 
-/// Appends the filters of `q` other than the cursor. `seek` disables the app and
-/// function indexes (`+app`), so a seq-range read scans the range (or an invocation
-/// read its index), not the whole function.
-fn push_filters(sql: &mut QueryBuilder<Sqlite>, app: &str, q: &LogQuery, seek: bool) {
-    let plus = if seek { "+" } else { "" };
-    sql.push(format!(" {plus}app = "))
-        .push_bind(app.to_string());
-    if let Some(f) = &q.function {
-        sql.push(format!(" AND {plus}function = "))
-            .push_bind(f.clone());
-    }
-    if let Some(id) = &q.invocation_id {
-        sql.push(" AND invocation_id = ").push_bind(id.clone());
-    }
-    if let Some(s) = q.stream {
-        sql.push(" AND stream = ").push_bind(s.as_str());
-    }
-    if let Some(text) = &q.text {
-        // instr: a case-sensitive substring test, with no wildcards to escape.
-        sql.push(" AND instr(message, ").push_bind(text.clone());
-        sql.push(") > 0");
-    }
-    if let Some(t) = q.since {
-        sql.push(" AND ts >= ").push_bind(ts_to_db(t));
-    }
-    if let Some(t) = q.until {
-        sql.push(" AND ts < ").push_bind(ts_to_db(t));
+/// Inserts lines of no recorded invocation inside the caller's transaction: reserves
+/// a seq for each, in slice order.
+pub(super) async fn insert_loose(conn: &mut SqliteConnection, lines: &[LogLine]) -> Result<()> {
+    let first = seq_to_db(last_seq(conn).await?) + 1;
+    let rows: Vec<NewLine<'_>> = (first..).zip(lines).map(NewLine::from).collect();
+    insert(conn, &rows).await?;
+    match rows.last() {
+        Some(l) => set_last_seq(conn, l.seq).await,
+        None => Ok(()),
     }
 }
 
-/// A page of an app's lines matching `q`, newest first (capture time, then seq).
-pub(super) async fn query(
-    conn: &mut SqliteConnection,
-    app: &str,
-    q: &LogQuery,
-) -> Result<Page<LogLine>> {
-    require_scope(conn, app, q.function.as_deref()).await?;
-    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
-    let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs WHERE"));
-    // One invocation's lines are few: look them up by invocation, not by scanning the
-    // app's or function's index.
-    push_filters(&mut sql, app, q, q.invocation_id.is_some());
-    if let Some(c) = q.cursor {
-        sql.push(" AND (ts, id) < (").push_bind(c.time_us);
-        sql.push(", ").push_bind(c.seq).push(")");
-    }
-    sql.push(" ORDER BY ts DESC, id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-    let rows = sql.build().fetch_all(&mut *conn).await.map_err(db)?;
-    let mut items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|l| {
-            Cursor {
-                time_us: ts_to_db(l.timestamp),
-                seq: u64_to_db(l.seq),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+/// A seq as stored.
+pub(super) fn seq_to_db(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
-/// The highest seq ever assigned (deleted lines included).
+/// The highest seq ever reserved (deleted lines and records included).
 pub(super) async fn last_seq(conn: &mut SqliteConnection) -> Result<u64> {
     let seq: Option<i64> =
         sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'logs'")
@@ -186,38 +148,14 @@ pub(super) async fn last_seq(conn: &mut SqliteConnection) -> Result<u64> {
     Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
 }
 
-/// Lines after seq `after` matching `q`, in seq order, looking at most at
-/// [`TAIL_WINDOW`] seqs.
-pub(super) async fn tail(
-    conn: &mut SqliteConnection,
-    app: &str,
-    q: &LogQuery,
-    after: u64,
-    limit: u32,
-) -> Result<LogTail> {
-    require_scope(conn, app, q.function.as_deref()).await?;
-    let upper = last_seq(conn).await?.min(after.saturating_add(TAIL_WINDOW));
-    if upper <= after {
-        return Ok(LogTail {
-            lines: Vec::new(),
-            scanned_to: after,
-        });
-    }
-    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
-    let mut sql = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM logs WHERE id > "));
-    sql.push_bind(u64_to_db(after))
-        .push(" AND id <= ")
-        .push_bind(u64_to_db(upper))
-        .push(" AND");
-    push_filters(&mut sql, app, q, true);
-    sql.push(" ORDER BY id LIMIT ").push_bind(i64::from(limit));
-    let rows = sql.build().fetch_all(&mut *conn).await.map_err(db)?;
-    let lines = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-    let scanned_to = match lines.last() {
-        Some(l) if lines.len() >= limit as usize => l.seq,
-        _ => upper,
-    };
-    Ok(LogTail { lines, scanned_to })
+/// Moves the shared counter to `seq`, the last one the caller's transaction reserved.
+pub(super) async fn set_last_seq(conn: &mut SqliteConnection, seq: i64) -> Result<()> {
+    sqlx::query("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'logs'")
+        .bind(seq)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 /// Bytes of an app's stored messages.

@@ -9,6 +9,7 @@ mod apps;
 mod audit;
 mod events;
 mod invocations;
+mod log_reads;
 mod logs;
 mod records;
 mod retention;
@@ -28,7 +29,7 @@ use arcus_core::access_keys::{AccessKeyView, StoredAccessKey};
 use arcus_core::audit::{AuditEntry, AuditQuery};
 use arcus_core::events::{AttemptResult, Event, NewEvent, QueueDepth};
 use arcus_core::model::{Alias, AliasTarget, App, Function, Timestamp, Version};
-use arcus_core::record::{InvocationRecord, LogLine};
+use arcus_core::record::{InvocationRecord, LogLine, RecordedInvocation};
 use arcus_core::secret::SealedSecret;
 use arcus_core::stats::{InvocationQuery, Page, Resolution, RollupQuery, RollupRow};
 use arcus_core::store::{DueFunction, EventQuery, LogQuery, LogTail, Store};
@@ -269,12 +270,12 @@ impl Store for SqliteStore {
         Ok(alias)
     }
 
-    async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
-        if records.is_empty() {
+    async fn insert_invocations(&self, batch: &[RecordedInvocation]) -> Result<()> {
+        if batch.is_empty() {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        invocations::insert(&mut tx, records).await?;
+        invocations::insert(&mut tx, batch).await?;
         commit(tx).await
     }
 
@@ -283,7 +284,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        logs::insert(&mut tx, lines).await?;
+        logs::insert_loose(&mut tx, lines).await?;
         commit(tx).await
     }
 
@@ -308,7 +309,7 @@ impl Store for SqliteStore {
 
     async fn query_logs(&self, app: &str, query: &LogQuery) -> Result<Page<LogLine>> {
         let mut tx = self.read().await?;
-        logs::query(&mut tx, app, query).await
+        log_reads::query(&mut tx, app, query).await
     }
 
     async fn tail_logs(
@@ -319,7 +320,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<LogTail> {
         let mut tx = self.read().await?;
-        logs::tail(&mut tx, app, query, after, limit).await
+        log_reads::tail(&mut tx, app, query, after, limit).await
     }
 
     async fn last_log_seq(&self) -> Result<u64> {

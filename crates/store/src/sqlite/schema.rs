@@ -56,10 +56,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0010_access_keys.sql"),
     ),
     (11, "audit", include_str!("../../migrations/0011_audit.sql")),
+    (
+        12,
+        "platform lines",
+        include_str!("../../migrations/0012_platform_lines.sql"),
+    ),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS

@@ -165,8 +165,8 @@ pub async fn function_delete_cascades(s: &dyn Store) {
     s.put_alias("a", "f", "live", to(1), at(4)).await.unwrap();
     s.put_alias("a", "f", "live", to(2), at(5)).await.unwrap();
     s.insert_invocations(&[
-        invocation("i1", "a", "f", 6),
-        invocation("o1", "a", "other", 6),
+        invocation("i1", "a", "f", 6).into(),
+        invocation("o1", "a", "other", 6).into(),
     ])
     .await
     .unwrap();

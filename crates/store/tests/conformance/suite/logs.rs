@@ -269,7 +269,7 @@ pub async fn log_retention(s: &dyn Store) {
         .map(|i| invocation(&format!("r{i}"), "a", "f", i))
         .chain([invocation("other", "b", "f", 0)])
         .collect();
-    s.insert_invocations(&recs).await.unwrap();
+    s.insert_invocations(&recorded(&recs)).await.unwrap();
     assert_eq!(s.purge_invocations("a", at(10), 7).await.unwrap(), 7);
     assert_eq!(s.purge_invocations("a", at(10), 7).await.unwrap(), 3);
     assert_eq!(s.purge_invocations("a", at(10), 7).await.unwrap(), 0);

@@ -43,7 +43,9 @@ use arcus_core::model::{
     Alias, AliasTarget, App, Canary, CodeRef, ExecConfig, Function, FunctionErrorCode,
     FunctionMeta, Runtime, Timestamp, Version,
 };
-use arcus_core::record::{InvocationRecord, InvocationStatus, LogLine, LogStream, TriggerKind};
+use arcus_core::record::{
+    InvocationRecord, InvocationStatus, LogLine, LogStream, RecordedInvocation, TriggerKind,
+};
 use arcus_core::store::{RecordQuery, Store};
 use arcus_core::{ErrorCode, Result};
 use std::collections::BTreeMap;
@@ -219,6 +221,11 @@ pub fn canary(version: u32, canary: u32, weight: u8) -> AliasTarget {
     }
 }
 
+/// Records as a batch without lines.
+pub fn recorded(records: &[InvocationRecord]) -> Vec<RecordedInvocation> {
+    records.iter().cloned().map(Into::into).collect()
+}
+
 /// An invocation record fixture.
 pub fn invocation(id: &str, app: &str, function: &str, secs: i64) -> InvocationRecord {
     InvocationRecord {
@@ -233,6 +240,8 @@ pub fn invocation(id: &str, app: &str, function: &str, secs: i64) -> InvocationR
         duration_us: 1_234,
         cold_start: false,
         started_at: at(secs),
+        init_duration_us: None,
+        max_memory_mb: None,
         memory_mb: 128,
         egress_bytes: 42,
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_string()),
@@ -293,7 +302,7 @@ pub async fn seed(s: &dyn Store) -> Snapshot {
     s.put_alias("shop", "checkout", "live", canary(2, 1, 5), at(5))
         .await
         .unwrap();
-    s.insert_invocations(&[invocation("i1", "shop", "checkout", 6)])
+    s.insert_invocations(&[invocation("i1", "shop", "checkout", 6).into()])
         .await
         .unwrap();
     s.insert_logs(&[log("i1", "shop", "checkout", 6, "paid")])

@@ -24,7 +24,7 @@ pub async fn invocation_records(s: &dyn Store) {
         invocation("x1", "other-app", "f", 9),
         invocation("i4", "a", "f", 3), // same start as i3, inserted later: newer
     ];
-    s.insert_invocations(&batch).await.unwrap();
+    s.insert_invocations(&recorded(&batch)).await.unwrap();
 
     let all = s.list_invocations("a", "f", &query(None, 0)).await.unwrap();
     assert_eq!(ids(&all), ["i4", "i3", "i2", "i1"]);
@@ -63,7 +63,7 @@ pub async fn invocation_records(s: &dyn Store) {
     );
 
     // A retried batch (same ids) is not an error and adds nothing.
-    s.insert_invocations(&batch).await.unwrap();
+    s.insert_invocations(&recorded(&batch)).await.unwrap();
     assert_eq!(
         s.list_invocations("a", "f", &query(None, 0)).await.unwrap(),
         all
@@ -73,7 +73,7 @@ pub async fn invocation_records(s: &dyn Store) {
     let many: Vec<_> = (0..600)
         .map(|i| invocation(&format!("m{i:03}"), "a", "f", 100 + i))
         .collect();
-    s.insert_invocations(&many).await.unwrap();
+    s.insert_invocations(&recorded(&many)).await.unwrap();
     let page = s.list_invocations("a", "f", &query(None, 0)).await.unwrap();
     assert_eq!(page.len(), 100);
     assert_eq!(page[0].id, "m599");

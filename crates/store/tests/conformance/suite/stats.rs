@@ -29,7 +29,7 @@ pub async fn invocation_queries(s: &dyn Store) {
     g.error_code = Some("function_timeout".into());
     batch.push(g);
     batch.push(invocation("x1", "b", "f", 5));
-    s.insert_invocations(&batch).await.unwrap();
+    s.insert_invocations(&recorded(&batch)).await.unwrap();
 
     let all = s.query_invocations("a", &q()).await.unwrap();
     assert_eq!(all.items.len(), 26);
@@ -183,8 +183,8 @@ pub async fn invocation_rollups(s: &dyn Store) {
     let mut g = invocation("g", "a", "g", 0);
     g.started_at = t(5);
     batch.push(g);
-    s.insert_invocations(&batch).await.unwrap();
-    s.insert_invocations(&batch[..2]).await.unwrap(); // a retried batch
+    s.insert_invocations(&recorded(&batch)).await.unwrap();
+    s.insert_invocations(&recorded(&batch[..2])).await.unwrap(); // a retried batch
 
     let read = |function: Option<&str>, resolution| {
         let query = RollupQuery {
@@ -225,9 +225,14 @@ pub async fn invocation_rollups(s: &dyn Store) {
     late.duration_us = 4_000;
     let mut later = late.clone();
     later.id = "later".into();
-    s.insert_invocations(&[batch[0].clone(), late, batch[4].clone(), later])
-        .await
-        .unwrap();
+    s.insert_invocations(&recorded(&[
+        batch[0].clone(),
+        late,
+        batch[4].clone(),
+        later,
+    ]))
+    .await
+    .unwrap();
     let g_hour = read(Some("g"), Resolution::Hour).await;
     assert_eq!(g_hour.len(), 1);
     assert_eq!(g_hour[0].rollup.calls, 3);
