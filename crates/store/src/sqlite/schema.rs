@@ -66,8 +66,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The schema version a fresh database ends up at.
 pub const SCHEMA_VERSION: i64 = 12;
 
-fn migrator() -> Migrator {
-    let migrations = MIGRATIONS
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = migrations
         .iter()
         .map(|&(version, description, sql)| {
             Migration::new(
@@ -84,7 +84,7 @@ fn migrator() -> Migrator {
 
 /// Brings the database up to [`SCHEMA_VERSION`].
 pub(crate) async fn migrate(pool: &SqlitePool) -> Result<()> {
-    migrator().run(pool).await.map_err(|e| {
+    migrator(MIGRATIONS).run(pool).await.map_err(|e| {
         tracing::error!(error = %e, "store: migration failed");
         Error::internal(format!(
             "metadata store migration failed: {}",
@@ -129,5 +129,69 @@ mod tests {
             assert_eq!(*version, i as i64 + 1);
         }
         assert_eq!(MIGRATIONS.last().map(|m| m.0), Some(SCHEMA_VERSION));
+    }
+
+    /// A database of schema 11 with a record and a line: after migration 12 the shared
+    /// counter starts above both, the old line stays and new records get derived lines.
+    #[tokio::test]
+    async fn migration_12_starts_the_shared_seqs_above_old_records_and_lines() {
+        use arcus_core::model::{App, Timestamp};
+        use arcus_core::record::{InvocationStatus, RecordedInvocation, TriggerKind};
+        use arcus_core::store::{LogQuery, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = SqlitePool::connect(&url).await.unwrap();
+        migrator(&MIGRATIONS[..11]).run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO invocations (seq, id, app, function, trigger_kind, status, \
+             duration_us, cold_start, started_at) \
+             VALUES (500, 'old', 'a', 'f', 'http', 'succeeded', 1, 0, 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO logs (invocation_id, app, function, stream, ts, message) \
+             VALUES ('old', 'a', 'f', 'stdout', 0, 'old line')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.last_log_seq().await.unwrap(), 500);
+        let now = Timestamp::now_utc();
+        let app = App {
+            name: "a".into(),
+            description: String::new(),
+            quotas: Default::default(),
+            created_at: now,
+        };
+        store.create_app(&app).await.unwrap();
+        let old = store.get_invocation("old").await.unwrap();
+        let mut record = old.clone();
+        record.id = "new".into();
+        record.status = InvocationStatus::Succeeded;
+        record.trigger = TriggerKind::Http;
+        record.started_at = now;
+        let new = RecordedInvocation {
+            record,
+            lines: Vec::new(),
+            platform_lines: true,
+        };
+        store.insert_invocations(&[new]).await.unwrap();
+        let q = LogQuery {
+            limit: 10,
+            ..LogQuery::default()
+        };
+        let lines = store.query_logs("a", &q).await.unwrap().items;
+        let seqs: Vec<(u64, &str)> = lines.iter().map(|l| (l.seq, l.message.as_str())).collect();
+        assert_eq!(seqs.len(), 4, "{seqs:?}");
+        assert_eq!(seqs[3], (1, "old line"));
+        assert_eq!(seqs[2], (501, "START RequestId: new Version: $LATEST"));
+        assert_eq!(store.last_log_seq().await.unwrap(), 503);
     }
 }

@@ -18,6 +18,7 @@ mod audit;
 mod catalog;
 mod events;
 mod logs;
+mod platform_lines;
 mod records;
 mod secrets;
 mod stats;
@@ -33,6 +34,9 @@ pub use events::{
     event_fifo_claims, event_purge, event_queue_depths,
 };
 pub use logs::{log_queries, log_retention, log_tails};
+pub use platform_lines::{
+    platform_line_filters, platform_line_retries, platform_line_tails, platform_lines_from_records,
+};
 pub use records::{invocation_records, log_lines, settings};
 pub use secrets::{secrets, secrets_deleted_with_app, secrets_per_app_limit};
 pub use stats::{invocation_queries, invocation_rollups};
