@@ -3,6 +3,7 @@
 //! at a time; any failure other than a function error ends it.
 
 use crate::bootstrap;
+use crate::output::Output;
 use crate::pool::Pools;
 use crate::rapi::{InitFailure, RapiEvent, RuntimeApi};
 use crate::sandbox::{self, Cgroup, NetNs, SandboxSpec};
@@ -10,33 +11,14 @@ use crate::{InvokeRequest, NetworkMode, ProcessKind, ProcessLogLine, ProcessOutc
 use arcus_core::model::Timestamp;
 use arcus_core::record::LogStream;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
 
 /// Port of the Runtime API inside each instance's own network namespace.
 const RUNTIME_API_PORT: u16 = 9001;
 /// Longest time an instance may take to start (as Lambda's init phase).
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest captured output kept between two drains (1 MiB); more is dropped.
-const MAX_BUFFERED_LOG_BYTES: usize = 1024 * 1024;
-
-/// Output lines read from the process, waiting to be attributed to an invocation.
-#[derive(Default)]
-pub(crate) struct LogBuffer {
-    lines: Vec<ProcessLogLine>,
-    bytes: usize,
-    dropped: usize,
-}
-
-pub(crate) type SharedLogs = Arc<Mutex<LogBuffer>>;
-
-fn lock(logs: &SharedLogs) -> std::sync::MutexGuard<'_, LogBuffer> {
-    // A poisoned buffer only holds log lines; keep using it.
-    logs.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A running instance.
 pub(crate) struct Instance {
     pub id: String,
@@ -48,7 +30,9 @@ pub(crate) struct Instance {
     rapi: RuntimeApi,
     cgroup: Cgroup,
     _netns: Arc<NetNs>,
-    logs: SharedLogs,
+    logs: Arc<Output>,
+    /// Whether its bootstrap prints end marks (python3 and node; see `output`).
+    marks: bool,
     _slot: Option<crate::spare::Slot>,
     _reservation: crate::pool::Reservation,
 }
@@ -93,7 +77,9 @@ pub(crate) struct Launched {
     pub rapi: RuntimeApi,
     pub cgroup: Cgroup,
     pub netns: Arc<NetNs>,
-    pub logs: SharedLogs,
+    pub logs: Arc<Output>,
+    /// Whether its bootstrap prints end marks.
+    pub marks: bool,
     pub spawned_at: Instant,
     /// The directories a spare's code is linked into (removed with the instance).
     pub slot: Option<crate::spare::Slot>,
@@ -102,10 +88,7 @@ pub(crate) struct Launched {
 impl Launched {
     /// Drops the output captured so far.
     pub fn clear_logs(&self) {
-        let mut buf = lock(&self.logs);
-        buf.lines.clear();
-        buf.bytes = 0;
-        buf.dropped = 0;
+        self.logs.clear();
     }
 }
 
@@ -140,13 +123,8 @@ pub(crate) fn launch(pools: &Pools, l: &LaunchSpec<'_>) -> Result<Launched, Star
     .map_err(|e| internal("sandbox", e))?;
     let spawned_at = Instant::now();
     let mut child = cmd.spawn().map_err(|e| internal("spawn", e))?;
-    let logs = SharedLogs::default();
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(read_lines(out, LogStream::Stdout, logs.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(read_lines(err, LogStream::Stderr, logs.clone()));
-    }
+    let logs = Arc::new(Output::default());
+    logs.capture(child.stdout.take(), child.stderr.take());
     Ok(Launched {
         id,
         child,
@@ -154,6 +132,7 @@ pub(crate) fn launch(pools: &Pools, l: &LaunchSpec<'_>) -> Result<Launched, Star
         cgroup,
         netns,
         logs,
+        marks: matches!(l.kind, ProcessKind::Python3 | ProcessKind::Node),
         spawned_at,
         slot: None,
     })
@@ -210,6 +189,7 @@ impl Instance {
             cgroup: l.cgroup,
             _netns: l.netns,
             logs: l.logs,
+            marks: l.marks,
             _slot: l.slot,
             _reservation: reservation,
         };
@@ -237,7 +217,7 @@ impl Instance {
             }
             Some(outcome) => {
                 inst.stop().await;
-                let mut logs = inst.take_logs().await;
+                let mut logs = inst.take_logs(None).await;
                 if let ProcessOutcome::InitError {
                     error_type,
                     message,
@@ -306,23 +286,10 @@ impl Instance {
             .map(|b| b.div_ceil(1024 * 1024))
     }
 
-    /// Takes the output read so far. Waits a moment for lines written just before the
-    /// runtime answered (they may still be in the pipe).
-    pub async fn take_logs(&self) -> Vec<ProcessLogLine> {
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-        let mut buf = lock(&self.logs);
-        let mut lines = std::mem::take(&mut buf.lines);
-        if buf.dropped > 0 {
-            lines.push(platform(format!(
-                "{} bytes of output were dropped (over the {} byte limit)",
-                buf.dropped, MAX_BUFFERED_LOG_BYTES
-            )));
-        }
-        buf.bytes = 0;
-        buf.dropped = 0;
-        lines
+    /// Takes the output read so far; for an invocation `answered` by a bootstrap that
+    /// prints end marks, every line it printed (see `output`).
+    pub async fn take_logs(&self, answered: Option<&str>) -> Vec<ProcessLogLine> {
+        self.logs.take(answered.filter(|_| self.marks)).await
     }
 
     /// Whether the process is still running.
@@ -438,28 +405,4 @@ pub(crate) fn lambda_env(spec: &ProcessSpec, port: u16) -> Vec<(String, String)>
 fn today() -> String {
     let d = Timestamp::now_utc().date();
     format!("{:04}/{:02}/{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-async fn read_lines(pipe: impl AsyncRead + Unpin, stream: LogStream, logs: SharedLogs) {
-    let mut reader = BufReader::new(pipe);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(&line)).into_owned();
-        let mut buf = lock(&logs);
-        if buf.bytes + text.len() > MAX_BUFFERED_LOG_BYTES {
-            buf.dropped += text.len();
-            continue;
-        }
-        buf.bytes += text.len();
-        buf.lines.push(ProcessLogLine {
-            stream,
-            timestamp: Timestamp::now_utc(),
-            message: text,
-        });
-    }
 }

@@ -16,6 +16,7 @@ pub mod package;
 
 mod bootstrap;
 mod instance;
+mod output;
 mod pool;
 mod rapi;
 mod sandbox;

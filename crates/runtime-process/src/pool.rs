@@ -281,7 +281,12 @@ impl Pools {
         lock(&self.busy).insert(instance.id.clone(), busy);
         let (outcome, duration) = instance.invoke(&req, spec.timeout).await;
         lock(&self.busy).remove(&instance.id);
-        logs.extend(instance.take_logs().await);
+        let answered = matches!(
+            outcome,
+            ProcessOutcome::Ok(_) | ProcessOutcome::FunctionError { .. }
+        );
+        let id = answered.then_some(req.request_id.as_str());
+        logs.extend(instance.take_logs(id).await);
         if let ProcessOutcome::Timeout = outcome {
             logs.push(platform(format!(
                 "{} Task timed out after {:.2} seconds",
@@ -333,7 +338,7 @@ impl Pools {
         }
         let reservation = self.reserve(spec).await?;
         let instance = self.start(spec, reservation).await?;
-        let logs = instance.take_logs().await;
+        let logs = instance.take_logs(None).await;
         Ok((instance, true, logs))
     }
 

@@ -162,9 +162,23 @@ async function invoke(fn, res) {
   }
   const { err, result } = await outcome;
   current = null;
+  return answer(id, err, result);
+}
+
+// Prints the end mark of invocation `id` on stdout and stderr (synchronous for pipes on
+// Linux), so the node knows it has read every line the invocation printed.
+function end(id) {
+  const mark = `\x1earcus-end ${id}\x1e\n`;
+  for (const stream of [process.stdout, process.stderr]) {
+    try { stream.write(mark); } catch (e) { /* a closed stream: the node waits a moment */ }
+  }
+}
+
+async function answer(id, err, result) {
   if (err != null) {
     const doc = toDoc(err);
     console.error(`${new Date().toISOString()}\t${id}\tERROR\tInvoke Error \t${JSON.stringify(doc)}`);
+    end(id);
     return post(`/invocation/${id}/error`, JSON.stringify(doc), 'Unhandled');
   }
   let body;
@@ -172,8 +186,10 @@ async function invoke(fn, res) {
     body = result === undefined ? 'null' : JSON.stringify(result);
   } catch (e) {
     const doc = { errorType: 'Runtime.MarshalError', errorMessage: `Unable to stringify response body: ${e.message}`, trace: [] };
+    end(id);
     return post(`/invocation/${id}/error`, JSON.stringify(doc), 'Unhandled');
   }
+  end(id);
   return post(`/invocation/${id}/response`, body === undefined ? 'null' : body);
 }
 
@@ -182,7 +198,10 @@ async function crash(errorType, err) {
   doc.errorType = errorType;
   console.error(`[ERROR] ${errorType}: ${doc.errorMessage}`);
   try {
-    if (current) await post(`/invocation/${current}/error`, JSON.stringify(doc), 'Unhandled');
+    if (current) {
+      end(current);
+      await post(`/invocation/${current}/error`, JSON.stringify(doc), 'Unhandled');
+    }
   } finally {
     process.exit(128);
   }

@@ -113,6 +113,18 @@ class _Conn:
         return status, headers, body
 
 
+def _end(rid):
+    """Prints the end mark of invocation `rid` on stdout and stderr (flushed), so the
+    node knows it has read every line the invocation printed before the answer."""
+    mark = "\x1earcus-end %s\x1e\n" % rid
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.write(mark)
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stream: the node waits a moment instead
+
+
 def _post(conn, path, doc, error_type=None):
     body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
     headers = {"Content-Type": "application/json"}
@@ -257,7 +269,7 @@ def main():
                    "stackTrace": traceback.format_list(frames)}
             print("[ERROR] %s: %s\nTraceback (most recent call last):\n%s"
                   % (doc["errorType"], doc["errorMessage"], "".join(doc["stackTrace"])), end="", file=sys.stderr)
-            sys.stdout.flush()
+            _end(rid)
             _post(conn, "/invocation/%s/error" % rid, doc, "Unhandled")
             continue
         try:
@@ -265,10 +277,10 @@ def main():
         except Exception as e:
             doc = {"errorMessage": "Unable to marshal response: %s" % e, "errorType": "Runtime.MarshalError",
                    "requestId": rid, "stackTrace": []}
-            sys.stdout.flush()
+            _end(rid)
             _post(conn, "/invocation/%s/error" % rid, doc, "Unhandled")
             continue
-        sys.stdout.flush()
+        _end(rid)
         _post(conn, "/invocation/%s/response" % rid, body)
 
 
