@@ -11,7 +11,9 @@
 use arcus_core::events::EventStatus;
 use arcus_core::model::{AliasTarget, Runtime};
 use arcus_core::record::{InvocationRecord, TriggerKind};
+use metrics::{Counter, Histogram};
 use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 /// Invocations that ended, by app, function, version, status and trigger.
@@ -67,23 +69,72 @@ pub(crate) fn version_label(
     }
 }
 
+/// The series one function's invocations update, registered with the exporter on first
+/// use: building a labelled key and looking it up per invocation cost more than the
+/// rest of an invocation's metrics.
+struct FunctionSeries {
+    duration: Histogram,
+    cold_starts: Counter,
+    init: Histogram,
+    /// Invocations by (version label, status, trigger).
+    calls: Vec<((String, &'static str, &'static str), Counter)>,
+}
+
+impl FunctionSeries {
+    fn new(app: &str, function: &str) -> Self {
+        let labels = [("app", app.to_string()), ("function", function.to_string())];
+        Self {
+            duration: metrics::histogram!(DURATION, &labels),
+            cold_starts: metrics::counter!(COLD_STARTS, &labels),
+            init: metrics::histogram!(INIT_DURATION, &labels),
+            calls: Vec::new(),
+        }
+    }
+
+    fn calls(&mut self, r: &InvocationRecord, version: String) -> &Counter {
+        let key = (version, r.status.as_str(), r.trigger.as_str());
+        let at = match self.calls.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                let counter = metrics::counter!(INVOCATIONS,
+                    "app" => r.app.clone(), "function" => r.function.clone(),
+                    "version" => key.0.clone(), "status" => key.1, "trigger" => key.2);
+                self.calls.push((key, counter));
+                self.calls.len() - 1
+            }
+        };
+        &self.calls[at].1
+    }
+}
+
+/// Registered series by app, then function.
+static SERIES: LazyLock<Mutex<HashMap<String, HashMap<String, FunctionSeries>>>> =
+    LazyLock::new(Mutex::default);
+
 /// Counts one finished invocation; `init` is its cold start's duration.
 pub(crate) fn invocation(r: &InvocationRecord, version: String, init: Option<Duration>) {
-    let (app, function) = (r.app.clone(), r.function.clone());
-    metrics::counter!(INVOCATIONS,
-        "app" => app.clone(), "function" => function.clone(), "version" => version,
-        "status" => r.status.as_str(), "trigger" => r.trigger.as_str())
-    .increment(1);
+    // Only counters and histograms are held: a poisoned map is still consistent.
+    let mut apps = SERIES.lock().unwrap_or_else(|e| e.into_inner());
+    if !apps.contains_key(&r.app) {
+        apps.insert(r.app.clone(), HashMap::new());
+    }
+    let Some(functions) = apps.get_mut(&r.app) else {
+        return;
+    };
+    if !functions.contains_key(&r.function) {
+        let series = FunctionSeries::new(&r.app, &r.function);
+        functions.insert(r.function.clone(), series);
+    }
+    let Some(series) = functions.get_mut(&r.function) else {
+        return;
+    };
+    series.calls(r, version).increment(1);
     #[allow(clippy::cast_precision_loss)] // durations are far below 2^52 µs
-    let seconds = r.duration_us as f64 / 1e6;
-    metrics::histogram!(DURATION, "app" => app.clone(), "function" => function.clone())
-        .record(seconds);
+    series.duration.record(r.duration_us as f64 / 1e6);
     if r.cold_start {
-        metrics::counter!(COLD_STARTS, "app" => app.clone(), "function" => function.clone())
-            .increment(1);
+        series.cold_starts.increment(1);
         if let Some(init) = init {
-            metrics::histogram!(INIT_DURATION, "app" => app, "function" => function)
-                .record(init.as_secs_f64());
+            series.init.record(init.as_secs_f64());
         }
     }
 }
