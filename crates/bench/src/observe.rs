@@ -312,13 +312,12 @@ pub fn render(m: &Measured, markdown: bool) -> String {
     );
     // Each round's two sides run back to back: their ratio shares the machine's state,
     // so the median over rounds resists a round disturbed by something else.
-    let pairs: Vec<f64> = m
-        .on
-        .iter()
-        .zip(&m.off)
-        .filter(|(_, off)| off.requests_per_sec() > 0.0)
-        .map(|(on, off)| (1.0 - on.requests_per_sec() / off.requests_per_sec()) * 100.0)
-        .collect();
+    let pairs: Vec<f64> =
+        m.on.iter()
+            .zip(&m.off)
+            .filter(|(_, off)| off.requests_per_sec() > 0.0)
+            .map(|(on, off)| (1.0 - on.requests_per_sec() / off.requests_per_sec()) * 100.0)
+            .collect();
     if !pairs.is_empty() {
         let costs: Vec<String> = pairs.iter().map(|c| format!("{c:.1}")).collect();
         let _ = writeln!(
