@@ -75,8 +75,8 @@ pub(super) async fn insert(
         .iter()
         .map(|r| {
             let platform = i64::from(r.platform_lines);
-            let seq = next + count(r) + 2 * platform;
-            next = seq + 1;
+            let seq = next.saturating_add(count(r)).saturating_add(2 * platform);
+            next = seq.saturating_add(1);
             (seq, r)
         })
         .collect();
