@@ -235,7 +235,7 @@ impl Engine {
     ) -> Result<Invoked> {
         let (component, init, lease) = self.component(&resolved.sha256, &resolved.scaling).await?;
         pending.record.cold_start = init.is_some();
-        pending.init = init;
+        pending.set_init(init);
         if let Some(s) = &mut pending.spans {
             s.acquired(None);
         }

@@ -111,8 +111,8 @@ impl FunctionSeries {
 static SERIES: LazyLock<Mutex<HashMap<String, HashMap<String, FunctionSeries>>>> =
     LazyLock::new(Mutex::default);
 
-/// Counts one finished invocation; `init` is its cold start's duration.
-pub(crate) fn invocation(r: &InvocationRecord, version: String, init: Option<Duration>) {
+/// Counts one finished invocation (its cold start's duration from the record).
+pub(crate) fn invocation(r: &InvocationRecord, version: String) {
     // Only counters and histograms are held: a poisoned map is still consistent.
     let mut apps = SERIES.lock().unwrap_or_else(|e| e.into_inner());
     if !apps.contains_key(&r.app) {
@@ -133,8 +133,9 @@ pub(crate) fn invocation(r: &InvocationRecord, version: String, init: Option<Dur
     series.duration.record(r.duration_us as f64 / 1e6);
     if r.cold_start {
         series.cold_starts.increment(1);
-        if let Some(init) = init {
-            series.init.record(init.as_secs_f64());
+        if let Some(us) = r.init_duration_us {
+            #[allow(clippy::cast_precision_loss)]
+            series.init.record(us as f64 / 1e6);
         }
     }
 }

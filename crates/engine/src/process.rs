@@ -186,7 +186,7 @@ impl Engine {
         };
         let done = rt.invoke(&spec, &pool_policy(&resolved.scaling), req).await;
         pending.record.cold_start = done.cold_start;
-        pending.init = done.init_duration;
+        pending.set_init(done.init_duration);
         if let Some(s) = &mut pending.spans {
             s.acquired(std::time::SystemTime::now().checked_sub(done.duration));
         }

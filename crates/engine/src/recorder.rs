@@ -77,8 +77,6 @@ pub(crate) struct PendingRecord {
     pub spans: Option<Box<crate::trace::InvocationSpans>>,
     /// Its `version` metric label (see [`crate::metrics::version_label`]).
     pub version_label: String,
-    /// How long its cold start took, if it had one.
-    pub init: Option<Duration>,
 }
 
 impl PendingRecord {
@@ -88,8 +86,13 @@ impl PendingRecord {
             record,
             spans: None,
             version_label,
-            init: None,
         }
+    }
+
+    /// Notes how long its cold start took, if it had one.
+    pub fn set_init(&mut self, init: Option<Duration>) {
+        self.record.init_duration_us =
+            init.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Completes the record with how the invocation ended and queues it with the
@@ -107,9 +110,6 @@ impl PendingRecord {
         r.duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         r.status = status;
         r.error_code = code.map(|c| c.as_str().to_string());
-        r.init_duration_us = self
-            .init
-            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         let lines = lines
             .into_iter()
             .map(|(stream, timestamp, message)| CapturedLine {
@@ -118,7 +118,7 @@ impl PendingRecord {
                 message,
             })
             .collect();
-        crate::metrics::invocation(&self.record, self.version_label, self.init);
+        crate::metrics::invocation(&self.record, self.version_label);
         if let Some(spans) = self.spans.take() {
             spans.finish(&self.record);
         }

@@ -3,13 +3,12 @@
 //! at a time; any failure other than a function error ends it.
 
 use crate::bootstrap;
-use crate::output::Output;
+use crate::output::{Output, platform};
 use crate::pool::Pools;
 use crate::rapi::{InitFailure, RapiEvent, RuntimeApi};
 use crate::sandbox::{self, Cgroup, NetNs, SandboxSpec};
 use crate::{InvokeRequest, NetworkMode, ProcessKind, ProcessLogLine, ProcessOutcome, ProcessSpec};
 use arcus_core::model::Timestamp;
-use arcus_core::record::LogStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,14 +40,6 @@ pub(crate) struct Instance {
 pub(crate) struct StartFailure {
     pub outcome: ProcessOutcome,
     pub logs: Vec<ProcessLogLine>,
-}
-
-fn platform(message: String) -> ProcessLogLine {
-    ProcessLogLine {
-        stream: LogStream::Platform,
-        timestamp: Timestamp::now_utc(),
-        message,
-    }
 }
 
 pub(crate) fn internal(what: &str, e: impl std::fmt::Display) -> StartFailure {

@@ -91,14 +91,10 @@ impl Output {
         let mut buf = self.lock();
         let mut lines = std::mem::take(&mut buf.lines);
         if buf.dropped > 0 {
-            lines.push(ProcessLogLine {
-                stream: LogStream::Platform,
-                timestamp: Timestamp::now_utc(),
-                message: format!(
-                    "{} bytes of output were dropped (over the {} byte limit)",
-                    buf.dropped, MAX_BUFFERED_LOG_BYTES
-                ),
-            });
+            lines.push(platform(format!(
+                "{} bytes of output were dropped (over the {} byte limit)",
+                buf.dropped, MAX_BUFFERED_LOG_BYTES
+            )));
         }
         buf.bytes = 0;
         buf.dropped = 0;
@@ -141,6 +137,15 @@ impl Output {
             timestamp: Timestamp::now_utc(),
             message: text,
         });
+    }
+}
+
+/// A platform line (an error or note of the node about the instance), captured now.
+pub(crate) fn platform(message: String) -> ProcessLogLine {
+    ProcessLogLine {
+        stream: LogStream::Platform,
+        timestamp: Timestamp::now_utc(),
+        message,
     }
 }
 

@@ -3,6 +3,7 @@
 //! replace failed ones, and stop idle ones after the idle timeout.
 
 use crate::instance::{Instance, StartFailure};
+use crate::output::platform;
 use crate::package::{self, UnpackLimits};
 use crate::sandbox::SandboxSupport;
 use crate::{
@@ -11,8 +12,6 @@ use crate::{
 };
 use arcus_core::api::InstanceState;
 use arcus_core::limits::{MAX_UNZIPPED_CODE_BYTES, MAX_ZIP_ENTRIES};
-use arcus_core::model::Timestamp;
-use arcus_core::record::LogStream;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -661,13 +660,5 @@ fn deps_kind(kind: ProcessKind, dir: &Path) -> ProcessKind {
         ProcessKind::Custom if dir.join("requirements.txt").is_file() => ProcessKind::Python3,
         ProcessKind::Custom if dir.join("package.json").is_file() => ProcessKind::Node,
         other => other,
-    }
-}
-
-fn platform(message: String) -> ProcessLogLine {
-    ProcessLogLine {
-        stream: LogStream::Platform,
-        timestamp: Timestamp::now_utc(),
-        message,
     }
 }
