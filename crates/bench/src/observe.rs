@@ -234,6 +234,17 @@ async fn stats_query(n: usize) -> Result<(Duration, Vec<(StatsWindow, f64)>, f64
     Ok((fill, per_window, raw))
 }
 
+/// The bench function's records started at or after `?`, unpacked from their segments
+/// (fields by position, see migration 13).
+macro_rules! records {
+    () => {
+        "WITH r AS (SELECT j.value ->> 4 AS status, j.value ->> 7 AS duration_us, \
+     j.value ->> 8 AS cold_start FROM invocation_segments s, json_each(s.records) j \
+     WHERE s.app = 'bench' AND s.function = 'f' AND s.max_started >= ?1 \
+     AND j.value ->> 9 >= ?1)"
+    };
+}
+
 /// The baseline: the same figures straight from the records (no rollups).
 async fn raw_aggregate(path: &Path, now: Timestamp) -> Result<f64> {
     let url = format!("sqlite://{}?mode=ro", path.display());
@@ -245,17 +256,17 @@ async fn raw_aggregate(path: &Path, now: Timestamp) -> Result<f64> {
     let mut ms = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let (calls, errors, cold): (i64, i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), SUM(status <> 'succeeded'), SUM(cold_start) FROM invocations \
-             WHERE app = 'bench' AND function = 'f' AND started_at >= ?",
-        )
+        let (calls, errors, cold): (i64, i64, i64) = sqlx::query_as(concat!(
+            records!(),
+            " SELECT COUNT(*), SUM(status <> 'succeeded'), SUM(cold_start) FROM r"
+        ))
         .bind(since)
         .fetch_one(&pool)
         .await?;
-        let p99: Option<i64> = sqlx::query_scalar(
-            "SELECT duration_us FROM invocations WHERE app = 'bench' AND function = 'f' \
-             AND started_at >= ? ORDER BY duration_us LIMIT 1 OFFSET ?",
-        )
+        let p99: Option<i64> = sqlx::query_scalar(concat!(
+            records!(),
+            " SELECT duration_us FROM r ORDER BY duration_us LIMIT 1 OFFSET ?"
+        ))
         .bind(since)
         .bind(calls * 99 / 100)
         .fetch_optional(&pool)

@@ -146,13 +146,18 @@ pub(super) async fn delete_app(conn: &mut SqliteConnection, name: &str, force: b
     super::triggers::delete_triggers_of(conn, "SELECT id FROM functions WHERE app = ?", name)
         .await?;
     super::tokens::delete_tokens_of_app(conn, name).await?;
+    super::segments::delete_where(
+        conn,
+        "SELECT seg FROM invocation_segments WHERE app = ?",
+        &[name],
+    )
+    .await?;
     for sql in [
         "DELETE FROM alias_history WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
         "DELETE FROM aliases WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
         "DELETE FROM versions WHERE function_id IN (SELECT id FROM functions WHERE app = ?)",
         "DELETE FROM logs WHERE app = ?",
         "DELETE FROM log_usage WHERE app = ?",
-        "DELETE FROM invocations WHERE app = ?",
         "DELETE FROM functions WHERE app = ?",
         "DELETE FROM secrets WHERE app = ?",
         "DELETE FROM access_keys WHERE app = ?",
@@ -285,6 +290,12 @@ pub(super) async fn delete_function(
     }
     super::events::cancel_pending(conn, &id, Timestamp::now_utc()).await?;
     super::triggers::delete_triggers_of(conn, "?", &id).await?;
+    super::segments::delete_where(
+        conn,
+        "SELECT seg FROM invocation_segments WHERE app = ? AND function = ?",
+        &[app, name],
+    )
+    .await?;
     for sql in [
         "DELETE FROM alias_history WHERE function_id = ?",
         "DELETE FROM aliases WHERE function_id = ?",
@@ -300,7 +311,6 @@ pub(super) async fn delete_function(
     for sql in [
         "DELETE FROM logs WHERE app = ? AND function = ?",
         "DELETE FROM log_usage WHERE app = ? AND function = ?",
-        "DELETE FROM invocations WHERE app = ? AND function = ?",
     ] {
         sqlx::query(sql)
             .bind(app)

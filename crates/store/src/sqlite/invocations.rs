@@ -1,111 +1,139 @@
-//! Invocation records: insert (with their rollups), read one, query with filters and
-//! cursor pagination.
+//! Invocation records: insert (as segments, with their rollups), read one, query with
+//! filters and cursor pagination.
 
 use super::logs::{self, NewLine, seq_to_db};
-use super::records::{DEFAULT_LIMIT, SharedText, insert_chunks};
-use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
-use super::{rollups, util::version_from_db};
-use arcus_core::record::{InvocationRecord, InvocationStatus, RecordedInvocation, TriggerKind};
+use super::records::{DEFAULT_LIMIT, insert_chunks};
+use super::rollups;
+use super::segments::{self, Bounds, Key, Platform, RECORDS_PER_SEGMENT, Stored};
+use super::util::{db, require_scope, ts_to_db, u64_to_db};
+use arcus_core::record::{InvocationRecord, RecordedInvocation};
 use arcus_core::stats::{Cursor, InvocationQuery, Page};
 use arcus_core::{Error, ErrorCode, Result};
-use sqlx::sqlite::{Sqlite, SqliteQueryResult, SqliteRow};
+use sqlx::sqlite::Sqlite;
 use sqlx::{QueryBuilder, SqliteConnection};
-use std::collections::HashSet;
-use std::sync::Arc;
-
-const COLUMNS: &str = "seq, id, app, function, version, trigger_kind, status, error_code, \
-     http_status, duration_us, cold_start, started_at, memory_mb, egress_bytes, trace_id, \
-     init_duration_us, max_memory_mb";
-
-fn from_row(row: &SqliteRow) -> Result<InvocationRecord> {
-    let trigger: String = col(row, "trigger_kind")?;
-    let status: String = col(row, "status")?;
-    let version: Option<i64> = col(row, "version")?;
-    let http_status: Option<i64> = col(row, "http_status")?;
-    let duration_us: i64 = col(row, "duration_us")?;
-    let memory_mb: i64 = col(row, "memory_mb")?;
-    let egress_bytes: i64 = col(row, "egress_bytes")?;
-    Ok(InvocationRecord {
-        id: col(row, "id")?,
-        app: col(row, "app")?,
-        function: col(row, "function")?,
-        version: version.map(|v| version_from_db(v, "version")).transpose()?,
-        trigger: TriggerKind::parse(&trigger).ok_or_else(|| corrupt("trigger_kind"))?,
-        status: InvocationStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
-        error_code: col(row, "error_code")?,
-        http_status: http_status
-            .map(|s| u16::try_from(s).map_err(|_| corrupt("http_status")))
-            .transpose()?,
-        duration_us: u64::try_from(duration_us).map_err(|_| corrupt("duration_us"))?,
-        cold_start: col(row, "cold_start")?,
-        started_at: ts_from_db(col(row, "started_at")?, "started_at")?,
-        memory_mb: u32::try_from(memory_mb).map_err(|_| corrupt("memory_mb"))?,
-        egress_bytes: u64::try_from(egress_bytes).map_err(|_| corrupt("egress_bytes"))?,
-        trace_id: col(row, "trace_id")?,
-        init_duration_us: optional_u64(row, "init_duration_us")?,
-        max_memory_mb: optional_u64(row, "max_memory_mb")?,
-    })
-}
-
-fn optional_u64(row: &SqliteRow, name: &str) -> Result<Option<u64>> {
-    let v: Option<i64> = col(row, name)?;
-    v.map(|v| u64::try_from(v).map_err(|_| corrupt(name)))
-        .transpose()
-}
+use std::collections::{HashMap, HashSet};
 
 /// One invocation of a batch with its reserved record seq: the last of its block of
 /// seqs (`START`, its lines, `END`, `REPORT`; just its lines without platform lines).
 type Numbered<'a> = (i64, &'a RecordedInvocation);
 
-/// Inserts a batch inside the caller's transaction: reserves each invocation's block
-/// of seqs, inserts the records many rows per statement and the lines of the ones
-/// actually inserted, and adds those to their rollups. A record whose id is already
-/// stored is skipped with its lines (its seqs stay unused), so a retried batch neither
-/// fails nor double-counts.
-///
-/// `INSERT OR IGNORE` needs no statement journal (a statement that may abort half-way
-/// does) and returns no rows; only when a chunk inserts fewer rows than it has (some ids
-/// were stored) are the inserted seqs read back.
+/// Inserts a batch inside the caller's transaction: keeps the first of each id, groups
+/// the records by function (in batch order inside each), reserves each invocation's
+/// block of seqs group after group, writes each group as segments and the ids of their
+/// records, then the lines of the records actually inserted, and adds those to their
+/// rollups. A record whose id is already stored is skipped with its lines (its seqs
+/// stay unused), so a retried batch neither fails nor double-counts.
 pub(super) async fn insert(
     conn: &mut SqliteConnection,
     batch: &[RecordedInvocation],
 ) -> Result<()> {
     let mut next = seq_to_db(logs::last_seq(conn).await?) + 1;
-    let numbered: Vec<Numbered<'_>> = batch
-        .iter()
-        .map(|r| {
-            let platform = i64::from(r.platform_lines);
-            let seq = next.saturating_add(count(r)).saturating_add(2 * platform);
-            next = seq.saturating_add(1);
-            (seq, r)
-        })
-        .collect();
-    let mut names = SharedText::new(16);
     let mut fresh: Vec<Numbered<'_>> = Vec::with_capacity(batch.len());
-    for chunk in insert_chunks(&numbered) {
-        let done = insert_chunk(&mut *conn, chunk, &mut names).await?;
-        let n = done.rows_affected();
-        if n == chunk.len() as u64 {
-            fresh.extend(chunk);
-        } else if let (Some(first), Some(last), true) = (chunk.first(), chunk.last(), n > 0) {
-            let seqs: HashSet<i64> =
-                sqlx::query_scalar("SELECT seq FROM invocations WHERE seq BETWEEN ? AND ?")
-                    .bind(first.0)
-                    .bind(last.0)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(db)?
-                    .into_iter()
-                    .collect();
-            fresh.extend(chunk.iter().filter(|(seq, _)| seqs.contains(seq)));
+    for group in by_function(batch) {
+        for chunk in group.chunks(RECORDS_PER_SEGMENT) {
+            let numbered: Vec<Numbered<'_>> = chunk
+                .iter()
+                .map(|&r| {
+                    let platform = i64::from(r.platform_lines);
+                    let seq = next.saturating_add(count(r)).saturating_add(2 * platform);
+                    next = seq.saturating_add(1);
+                    (seq, r)
+                })
+                .collect();
+            insert_segment(conn, &numbered, &mut fresh).await?;
         }
     }
     let lines: Vec<NewLine<'_>> = fresh.iter().flat_map(|&n| lines_of(n)).collect();
     logs::insert(conn, &lines).await?;
-    if let Some((last, _)) = numbered.last() {
-        logs::set_last_seq(conn, *last).await?;
+    if !fresh.is_empty() || !batch.is_empty() {
+        logs::set_last_seq(conn, next - 1).await?;
     }
     rollups::add(conn, fresh.into_iter().map(|(_, r)| &r.record)).await
+}
+
+/// The batch without repeated ids, grouped by (app, function) in order of first
+/// appearance, each group in batch order.
+fn by_function(batch: &[RecordedInvocation]) -> Vec<Vec<&RecordedInvocation>> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut groups: Vec<Vec<&RecordedInvocation>> = Vec::new();
+    for r in batch {
+        if !seen.insert(&r.record.id) {
+            continue;
+        }
+        let key = (r.record.app.as_str(), r.record.function.as_str());
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(r);
+    }
+    groups
+}
+
+/// The stored form of a numbered invocation.
+fn stored<'a>((seq, r): Numbered<'a>) -> (i64, &'a InvocationRecord, Option<Platform>) {
+    let platform = r.platform_lines.then(|| Platform {
+        lines: count(r),
+        ended_at: ended_at(r),
+    });
+    (seq, &r.record, platform)
+}
+
+/// Writes one function's numbered records as a segment with their ids, and adds to
+/// `fresh` those whose id was not stored before (rewriting the segment without the
+/// others, the rare retried batch).
+async fn insert_segment<'a>(
+    conn: &mut SqliteConnection,
+    numbered: &[Numbered<'a>],
+    fresh: &mut Vec<Numbered<'a>>,
+) -> Result<()> {
+    let Some(&(_, first)) = numbered.first() else {
+        return Ok(());
+    };
+    let (app, function) = (&first.record.app, &first.record.function);
+    let rows: Vec<_> = numbered.iter().map(|&n| stored(n)).collect();
+    let seg = segments::write(conn, None, app, function, &rows).await?;
+    let mut inserted = 0;
+    for chunk in insert_chunks(numbered) {
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO invocation_ids (id, seg) ");
+        q.push_values(chunk, |mut b, (_, r)| {
+            b.push_bind(r.record.id.as_str()).push_bind(seg);
+        });
+        inserted += q
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?
+            .rows_affected();
+    }
+    if inserted == numbered.len() as u64 {
+        fresh.extend(numbered);
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM invocation_ids WHERE seg = ");
+    q.push_bind(seg).push(" AND id IN (");
+    let mut list = q.separated(", ");
+    for (_, r) in numbered {
+        list.push_bind(r.record.id.as_str());
+    }
+    q.push(")");
+    let ours: HashSet<String> = q
+        .build_query_scalar::<String>()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .collect();
+    let kept: Vec<Numbered<'a>> = numbered
+        .iter()
+        .copied()
+        .filter(|(_, r)| ours.contains(&r.record.id))
+        .collect();
+    let rows: Vec<_> = kept.iter().map(|&n| stored(n)).collect();
+    segments::write(conn, Some(seg), app, function, &rows).await?;
+    fresh.extend(kept);
+    Ok(())
 }
 
 /// Number of captured lines, as stored.
@@ -138,118 +166,88 @@ fn ended_at(r: &RecordedInvocation) -> i64 {
         .map_or(end, |l| end.max(ts_to_db(l.timestamp)))
 }
 
-/// One multi-row `INSERT OR IGNORE` of `chunk`.
-async fn insert_chunk(
-    conn: &mut SqliteConnection,
-    chunk: &[Numbered<'_>],
-    names: &mut SharedText,
-) -> Result<SqliteQueryResult> {
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
-        "INSERT OR IGNORE INTO invocations ({COLUMNS}, log_lines, ended_at) "
-    ));
-    q.push_values(chunk, |mut b, &(seq, recorded)| {
-        let r = &recorded.record;
-        let platform = recorded.platform_lines;
-        b.push_bind(seq)
-            .push_bind(Arc::<str>::from(r.id.as_str()))
-            .push_bind(names.get(&r.app))
-            .push_bind(names.get(&r.function))
-            .push_bind(r.version.map(i64::from))
-            .push_bind(names.get(r.trigger.as_str()))
-            .push_bind(names.get(r.status.as_str()))
-            .push_bind(r.error_code.as_deref().map(|c| names.get(c)))
-            .push_bind(r.http_status.map(i64::from))
-            .push_bind(u64_to_db(r.duration_us))
-            .push_bind(r.cold_start)
-            .push_bind(ts_to_db(r.started_at))
-            .push_bind(i64::from(r.memory_mb))
-            .push_bind(u64_to_db(r.egress_bytes))
-            .push_bind(r.trace_id.as_deref().map(Arc::<str>::from))
-            .push_bind(r.init_duration_us.map(u64_to_db))
-            .push_bind(r.max_memory_mb.map(u64_to_db))
-            .push_bind(platform.then(|| count(recorded)))
-            .push_bind(platform.then(|| ended_at(recorded)));
-    });
-    q.build().execute(&mut *conn).await.map_err(db)
-}
-
 /// One record by invocation id; `invocation_not_found`.
 pub(super) async fn get(conn: &mut SqliteConnection, id: &str) -> Result<InvocationRecord> {
-    let sql = format!("SELECT {COLUMNS} FROM invocations WHERE id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::InvocationNotFound,
-                format!("invocation {id} not found"),
-            )
-        })?;
-    from_row(&row)
+    let found = segments::by_id(conn, id)
+        .await?
+        .and_then(|s| s.records.into_iter().find(|r| r.record.id == id));
+    found.map(|r| r.record).ok_or_else(|| {
+        Error::new(
+            ErrorCode::InvocationNotFound,
+            format!("invocation {id} not found"),
+        )
+    })
 }
 
-/// A page of an app's records matching `q`, newest first.
+/// Whether a record passes the filters of `q` other than the cursor and the id.
+fn matches(q: &InvocationQuery, r: &Stored) -> bool {
+    let rec = &r.record;
+    let started = r.started();
+    q.version.is_none_or(|v| rec.version == Some(v))
+        && q.status.is_none_or(|s| rec.status == s)
+        && q.trigger.is_none_or(|t| rec.trigger == t)
+        && q.cold_start.is_none_or(|c| rec.cold_start == c)
+        && q.error_code
+            .as_ref()
+            .is_none_or(|c| rec.error_code.as_ref() == Some(c))
+        && q.since.is_none_or(|t| started >= ts_to_db(t))
+        && q.until.is_none_or(|t| started < ts_to_db(t))
+        && q.cursor
+            .is_none_or(|c| (started, r.seq) < (c.time_us, c.seq))
+}
+
+/// A page of an app's records matching `q`, newest first (start time, then seq).
+///
+/// Segments are read newest first by their newest start; once more than a page of
+/// matches is gathered, a segment whose newest start is before the page's last one
+/// cannot change it, and neither can any after it.
 pub(super) async fn query(
     conn: &mut SqliteConnection,
     app: &str,
     q: &InvocationQuery,
 ) -> Result<Page<InvocationRecord>> {
     require_scope(conn, app, q.function.as_deref()).await?;
-    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
-    let mut sql =
-        QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM invocations WHERE app = "));
-    sql.push_bind(app);
-    if let Some(f) = &q.function {
-        sql.push(" AND function = ").push_bind(f);
-    }
+    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit } as usize;
+    let mut found: Vec<Stored> = Vec::new();
+    let keep =
+        |r: &Stored| q.function.as_ref().is_none_or(|f| r.record.function == *f) && matches(q, r);
     if let Some(id) = &q.id {
-        sql.push(" AND id = ").push_bind(id);
+        if let Some(seg) = segments::by_id(conn, id).await? {
+            found.extend(
+                seg.records
+                    .into_iter()
+                    .filter(|r| r.record.id == *id && r.record.app == app && keep(r)),
+            );
+        }
+    } else {
+        let bounds = Bounds {
+            function: q.function.as_deref(),
+            started_before: q.until.map(ts_to_db),
+            started_by: q.cursor.map(|c| c.time_us),
+            key_since: q.since.map(ts_to_db),
+        };
+        segments::newest(conn, app, Key::Started, &bounds, |seg| {
+            if found.len() > limit && found.last().is_some_and(|r| seg.key < r.started()) {
+                return Ok(false);
+            }
+            found.extend(seg.records.into_iter().filter(|r| keep(r)));
+            found.sort_unstable_by_key(|r| std::cmp::Reverse((r.started(), r.seq)));
+            found.truncate(limit + 1);
+            Ok(true)
+        })
+        .await?;
     }
-    if let Some(v) = q.version {
-        sql.push(" AND version = ").push_bind(i64::from(v));
-    }
-    if let Some(s) = q.status {
-        sql.push(" AND status = ").push_bind(s.as_str());
-    }
-    if let Some(t) = q.trigger {
-        sql.push(" AND trigger_kind = ").push_bind(t.as_str());
-    }
-    if let Some(c) = q.cold_start {
-        sql.push(" AND cold_start = ").push_bind(c);
-    }
-    if let Some(code) = &q.error_code {
-        sql.push(" AND error_code = ").push_bind(code);
-    }
-    if let Some(t) = q.since {
-        sql.push(" AND started_at >= ").push_bind(ts_to_db(t));
-    }
-    if let Some(t) = q.until {
-        sql.push(" AND started_at < ").push_bind(ts_to_db(t));
-    }
-    if let Some(c) = q.cursor {
-        sql.push(" AND (started_at, seq) < (")
-            .push_bind(c.time_us)
-            .push(", ")
-            .push_bind(c.seq)
-            .push(")");
-    }
-    sql.push(" ORDER BY started_at DESC, seq DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-    let rows = sql.build().fetch_all(&mut *conn).await.map_err(db)?;
-    let more = rows.len() > limit as usize;
-    let mut items = Vec::with_capacity(rows.len().min(limit as usize));
-    let mut last = None;
-    for row in rows.iter().take(limit as usize) {
-        items.push(from_row(row)?);
-        last = Some(Cursor {
-            time_us: col(row, "started_at")?,
-            seq: col(row, "seq")?,
-        });
-    }
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next_cursor = found.last().filter(|_| more).map(|r| {
+        Cursor {
+            time_us: r.started(),
+            seq: r.seq,
+        }
+        .encode()
+    });
     Ok(Page {
-        items,
-        next_cursor: last.filter(|_| more).map(Cursor::encode),
+        items: found.into_iter().map(|r| r.record).collect(),
+        next_cursor,
     })
 }

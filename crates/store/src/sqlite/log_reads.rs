@@ -1,13 +1,14 @@
 //! Log reads: newest-first queries with filters and cursor pages, and the write-order
-//! reads live followers make. Both merge the stored lines (`logs`) with the `START`,
-//! `END` and `REPORT` lines derived from records (ADR 0019): each source is read in
-//! its own index order with its own limit, and one compound `SELECT` merges them.
+//! reads live followers make. Both merge the stored lines (`logs`, read in SQL with the
+//! page's limit) with the `START`, `END` and `REPORT` lines derived from records (ADR
+//! 0019), read from the segments that can hold matching ones (ADR 0020).
 //!
 //! A recorded invocation's seqs form one block: `START` (record seq − lines − 2), its
 //! stored lines, `END` (record seq − 1), `REPORT` (the record's seq).
 
 use super::logs::{last_seq, seq_to_db};
 use super::records::DEFAULT_LIMIT;
+use super::segments::{self, Bounds, Key, Stored};
 use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use arcus_core::Result;
 use arcus_core::record::{LogLine, LogStream};
@@ -15,130 +16,10 @@ use arcus_core::stats::{Cursor, Page};
 use arcus_core::store::{LogQuery, LogTail};
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{QueryBuilder, SqliteConnection};
+use std::cmp::Reverse;
 
 /// Seqs one [`tail`] call looks at, at most: bounds its cost whatever the filters.
 pub(super) const TAIL_WINDOW: u64 = 20_000;
-
-/// A duration column (µs) as Lambda prints milliseconds: two decimals, half up.
-macro_rules! ms {
-    ($us:literal) => {
-        concat!(
-            "printf('%d.%02d', (",
-            $us,
-            " + 5) / 1000, (",
-            $us,
-            " + 5) / 10 % 100)"
-        )
-    };
-}
-
-/// `REPORT`'s text: Lambda's fields, tab-separated.
-const REPORT: &str = concat!(
-    "'REPORT RequestId: ' || invocations.id || char(9) || 'Duration: ' || ",
-    ms!("duration_us"),
-    " || ' ms' || char(9) || 'Billed Duration: ' || MAX(1, (duration_us + 999) / 1000) \
-     || ' ms' || char(9) || 'Memory Size: ' || memory_mb || ' MB' \
-     || CASE WHEN max_memory_mb IS NULL THEN '' \
-        ELSE char(9) || 'Max Memory Used: ' || max_memory_mb || ' MB' END \
-     || CASE WHEN init_duration_us IS NULL THEN '' \
-        ELSE char(9) || 'Init Duration: ' || ",
-    ms!("init_duration_us"),
-    " || ' ms' END"
-);
-
-/// Where a kind of line is read from: the `logs` table, or one of the platform lines
-/// of every record that has them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Stored,
-    Start,
-    End,
-    Report,
-}
-
-impl Source {
-    const ALL: [Self; 4] = [Self::Stored, Self::Start, Self::End, Self::Report];
-
-    /// SQL of the line's seq.
-    fn seq(self) -> &'static str {
-        match self {
-            Self::Stored => "id",
-            Self::Start => "seq - log_lines - 2",
-            Self::End => "seq - 1",
-            Self::Report => "seq",
-        }
-    }
-
-    /// SQL of the line's capture time.
-    fn ts(self) -> &'static str {
-        match self {
-            Self::Stored => "ts",
-            Self::Start => "started_at",
-            Self::End | Self::Report => "ended_at",
-        }
-    }
-
-    /// SQL of the line's text.
-    fn message(self) -> &'static str {
-        match self {
-            Self::Stored => "message",
-            Self::Start => {
-                "'START RequestId: ' || invocations.id || ' Version: ' \
-                 || COALESCE(version, '$LATEST')"
-            }
-            Self::End => "'END RequestId: ' || invocations.id",
-            Self::Report => REPORT,
-        }
-    }
-
-    /// SQL of the invocation id (`invocations.id`: in a derived source `id` is the
-    /// line's seq).
-    fn invocation(self) -> &'static str {
-        match self {
-            Self::Stored => "invocation_id",
-            _ => "invocations.id",
-        }
-    }
-
-    /// Whether the source has lines of `stream`.
-    fn has(self, stream: Option<LogStream>) -> bool {
-        self == Self::Stored || stream.is_none_or(|s| s == LogStream::Platform)
-    }
-
-    /// `SELECT <the line's columns> FROM <table> WHERE`.
-    fn select(self) -> String {
-        let (stream, from) = match self {
-            Self::Stored => ("stream", "logs WHERE"),
-            _ => ("'platform'", "invocations WHERE log_lines IS NOT NULL AND"),
-        };
-        format!(
-            "SELECT {} AS id, {} AS invocation_id, app, function, {stream} AS stream, \
-             {} AS ts, {} AS message, trace_id FROM {from}",
-            self.seq(),
-            self.invocation(),
-            self.ts(),
-            self.message(),
-        )
-    }
-
-    /// `ORDER BY` of newest first, in the order of the source's index (a derived
-    /// source's seqs grow with the record's).
-    fn newest_first(self) -> &'static str {
-        match self {
-            Self::Stored => " ORDER BY ts DESC, id DESC",
-            Self::Start => " ORDER BY started_at DESC, seq DESC",
-            Self::End | Self::Report => " ORDER BY ended_at DESC, seq DESC",
-        }
-    }
-
-    /// `ORDER BY` of write order.
-    fn oldest_first(self) -> &'static str {
-        match self {
-            Self::Stored => " ORDER BY id",
-            _ => " ORDER BY seq",
-        }
-    }
-}
 
 fn from_row(row: &SqliteRow) -> Result<LogLine> {
     let stream: String = col(row, "stream")?;
@@ -155,10 +36,10 @@ fn from_row(row: &SqliteRow) -> Result<LogLine> {
     })
 }
 
-/// Appends the filters of `q` other than the cursor. `seek` disables the app and
-/// function indexes (`+app`), so a seq-range read scans the range (or an invocation
-/// read its index), not the whole function.
-fn push_filters(sql: &mut QueryBuilder<Sqlite>, src: Source, app: &str, q: &LogQuery, seek: bool) {
+/// Appends the filters of `q` other than the cursor to a `SELECT ... FROM logs WHERE`.
+/// `seek` disables the app and function indexes (`+app`), so a seq-range read scans
+/// the range (or an invocation read its index), not the whole function.
+fn push_filters(sql: &mut QueryBuilder<Sqlite>, app: &str, q: &LogQuery, seek: bool) {
     let plus = if seek { "+" } else { "" };
     sql.push(format!(" {plus}app = "))
         .push_bind(app.to_string());
@@ -167,52 +48,158 @@ fn push_filters(sql: &mut QueryBuilder<Sqlite>, src: Source, app: &str, q: &LogQ
             .push_bind(f.clone());
     }
     if let Some(id) = &q.invocation_id {
-        sql.push(format!(" AND {} = ", src.invocation()))
-            .push_bind(id.clone());
+        sql.push(" AND invocation_id = ").push_bind(id.clone());
     }
-    if let (Some(s), Source::Stored) = (q.stream, src) {
+    if let Some(s) = q.stream {
         sql.push(" AND stream = ").push_bind(s.as_str());
     }
     if let Some(text) = &q.text {
         // instr: a case-sensitive substring test, with no wildcards to escape.
-        sql.push(format!(" AND instr({}, ", src.message()))
-            .push_bind(text.clone());
+        sql.push(" AND instr(message, ").push_bind(text.clone());
         sql.push(") > 0");
     }
-    let ts = src.ts();
     if let Some(t) = q.since {
-        sql.push(format!(" AND {ts} >= ")).push_bind(ts_to_db(t));
+        sql.push(" AND ts >= ").push_bind(ts_to_db(t));
     }
     if let Some(t) = q.until {
-        sql.push(format!(" AND {ts} < ")).push_bind(ts_to_db(t));
+        sql.push(" AND ts < ").push_bind(ts_to_db(t));
     }
 }
 
-/// Reads the lines of every source `q` can match, each source's part built by `arm`
-/// (filters, order, limit), merged in `order` up to `limit` lines.
-async fn merged(
+const SELECT_STORED: &str =
+    "SELECT id, invocation_id, app, function, stream, ts, message, trace_id FROM logs WHERE";
+
+async fn fetch_stored(
     conn: &mut SqliteConnection,
-    q: &LogQuery,
-    order: &str,
-    limit: i64,
-    mut arm: impl FnMut(&mut QueryBuilder<Sqlite>, Source),
+    mut sql: QueryBuilder<Sqlite>,
 ) -> Result<Vec<LogLine>> {
-    let mut sql = QueryBuilder::<Sqlite>::new("");
-    for (i, src) in Source::ALL
-        .into_iter()
-        .filter(|s| s.has(q.stream))
-        .enumerate()
-    {
-        if i > 0 {
-            sql.push(" UNION ALL ");
-        }
-        sql.push("SELECT * FROM (").push(src.select());
-        arm(&mut sql, src);
-        sql.push(" LIMIT ").push_bind(limit).push(")");
-    }
-    sql.push(order).push(" LIMIT ").push_bind(limit);
     let rows = sql.build().fetch_all(&mut *conn).await.map_err(db)?;
     rows.iter().map(from_row).collect()
+}
+
+/// A duration in µs as Lambda prints milliseconds: two decimals, half up.
+fn ms(us: u64) -> String {
+    let r = us.saturating_add(5);
+    format!("{}.{:02}", r / 1000, r / 10 % 100)
+}
+
+/// The `START`, `END` and `REPORT` lines of a record with platform lines.
+fn platform_lines(r: &Stored) -> Vec<LogLine> {
+    let Some(p) = r.platform else {
+        return Vec::new();
+    };
+    let rec = &r.record;
+    let version = rec
+        .version
+        .map_or_else(|| "$LATEST".to_string(), |v| v.to_string());
+    let mut report = format!(
+        "REPORT RequestId: {}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
+        rec.id,
+        ms(rec.duration_us),
+        rec.billed_ms().max(1),
+        rec.memory_mb
+    );
+    if let Some(m) = rec.max_memory_mb {
+        report.push_str(&format!("\tMax Memory Used: {m} MB"));
+    }
+    if let Some(init) = rec.init_duration_us {
+        report.push_str(&format!("\tInit Duration: {} ms", ms(init)));
+    }
+    let ended = ts_from_db(p.ended_at, "ended_at").unwrap_or(rec.started_at);
+    let line = |seq: i64, timestamp, message| LogLine {
+        seq: u64::try_from(seq).unwrap_or(0),
+        invocation_id: rec.id.clone(),
+        app: rec.app.clone(),
+        function: rec.function.clone(),
+        stream: LogStream::Platform,
+        timestamp,
+        message,
+        trace_id: rec.trace_id.clone(),
+    };
+    vec![
+        line(
+            r.first_seq(),
+            rec.started_at,
+            format!("START RequestId: {} Version: {version}", rec.id),
+        ),
+        line(r.seq - 1, ended, format!("END RequestId: {}", rec.id)),
+        line(r.seq, ended, report),
+    ]
+}
+
+/// Whether a derived line passes the filters of `q` other than the cursor.
+fn derived_matches(q: &LogQuery, l: &LogLine) -> bool {
+    q.function.as_ref().is_none_or(|f| l.function == *f)
+        && q.invocation_id
+            .as_ref()
+            .is_none_or(|id| l.invocation_id == *id)
+        && q.text
+            .as_ref()
+            .is_none_or(|t| l.message.contains(t.as_str()))
+        && q.since.is_none_or(|t| l.timestamp >= t)
+        && q.until.is_none_or(|t| l.timestamp < t)
+}
+
+/// A line's newest-first order key.
+fn newest_key(l: &LogLine) -> Reverse<(i64, u64)> {
+    Reverse((ts_to_db(l.timestamp), l.seq))
+}
+
+/// Up to `limit` derived lines matching `q` (and before its cursor), newest first.
+///
+/// Segments are read newest first by their newest platform line; once `limit` lines are
+/// gathered, a segment whose newest line is before the last of them cannot change
+/// them, and neither can any after it.
+async fn derived_newest(
+    conn: &mut SqliteConnection,
+    app: &str,
+    q: &LogQuery,
+    limit: usize,
+) -> Result<Vec<LogLine>> {
+    if q.stream.is_some_and(|s| s != LogStream::Platform) {
+        return Ok(Vec::new());
+    }
+    let before_cursor = |l: &LogLine| {
+        q.cursor
+            .is_none_or(|c| (ts_to_db(l.timestamp), seq_to_db(l.seq)) < (c.time_us, c.seq))
+    };
+    let mut found: Vec<LogLine> = Vec::new();
+    let take = |records: Vec<Stored>, found: &mut Vec<LogLine>| {
+        found.extend(
+            records
+                .iter()
+                .filter(|r| r.record.app == app)
+                .flat_map(platform_lines)
+                .filter(|l| derived_matches(q, l) && before_cursor(l)),
+        );
+        found.sort_unstable_by_key(newest_key);
+        found.truncate(limit);
+    };
+    if let Some(id) = &q.invocation_id {
+        if let Some(seg) = segments::by_id(conn, id).await? {
+            take(seg.records, &mut found);
+        }
+        return Ok(found);
+    }
+    let bounds = Bounds {
+        function: q.function.as_deref(),
+        started_before: q.until.map(ts_to_db),
+        started_by: q.cursor.map(|c| c.time_us),
+        key_since: q.since.map(ts_to_db),
+    };
+    segments::newest(conn, app, Key::Ended, &bounds, |seg| {
+        if found.len() >= limit
+            && found
+                .last()
+                .is_some_and(|l| seg.key < ts_to_db(l.timestamp))
+        {
+            return Ok(false);
+        }
+        take(seg.records, &mut found);
+        Ok(true)
+    })
+    .await?;
+    Ok(found)
 }
 
 /// A page of an app's lines matching `q`, newest first (capture time, then seq).
@@ -222,26 +209,26 @@ pub(super) async fn query(
     q: &LogQuery,
 ) -> Result<Page<LogLine>> {
     require_scope(conn, app, q.function.as_deref()).await?;
-    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit };
-    let order = " ORDER BY ts DESC, id DESC";
-    let mut items = merged(conn, q, order, i64::from(limit) + 1, |sql, src| {
-        // One invocation's lines are few: look them up by invocation, not by scanning
-        // the app's or function's index.
-        push_filters(sql, src, app, q, q.invocation_id.is_some());
-        if let Some(c) = q.cursor {
-            let (ts, seq) = (src.ts(), src.seq());
-            sql.push(format!(" AND {ts} <= ")).push_bind(c.time_us);
-            sql.push(format!(" AND ({ts}, {seq}) < ("))
-                .push_bind(c.time_us)
-                .push(", ")
-                .push_bind(c.seq)
-                .push(")");
-        }
-        sql.push(src.newest_first());
-    })
-    .await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
+    let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit } as usize;
+    let mut sql = QueryBuilder::<Sqlite>::new(SELECT_STORED);
+    // One invocation's lines are few: look them up by invocation, not by scanning the
+    // app's or function's index.
+    push_filters(&mut sql, app, q, q.invocation_id.is_some());
+    if let Some(c) = q.cursor {
+        sql.push(" AND ts <= ").push_bind(c.time_us);
+        sql.push(" AND (ts, id) < (")
+            .push_bind(c.time_us)
+            .push(", ")
+            .push_bind(c.seq)
+            .push(")");
+    }
+    sql.push(" ORDER BY ts DESC, id DESC LIMIT ")
+        .push_bind(u64_to_db(limit as u64 + 1));
+    let mut items = fetch_stored(conn, sql).await?;
+    items.extend(derived_newest(conn, app, q, limit + 1).await?);
+    items.sort_unstable_by_key(newest_key);
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
         items.last().map(|l| {
             Cursor {
                 time_us: ts_to_db(l.timestamp),
@@ -266,54 +253,70 @@ pub(super) async fn tail(
 ) -> Result<LogTail> {
     require_scope(conn, app, q.function.as_deref()).await?;
     let last = last_seq(conn).await?;
-    let upper = window_end(conn, after, last).await?;
+    let upper = window_end(conn, app, after, last).await?;
     if upper <= after {
         return Ok(LogTail {
             lines: Vec::new(),
             scanned_to: after,
         });
     }
-    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
+    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit } as usize;
     let (low, high) = (seq_to_db(after), seq_to_db(upper));
-    let lines = merged(conn, q, " ORDER BY id", i64::from(limit), |sql, src| {
+    let mut sql = QueryBuilder::<Sqlite>::new(SELECT_STORED);
+    sql.push(" id > ").push_bind(low);
+    sql.push(" AND id <= ").push_bind(high).push(" AND");
+    push_filters(&mut sql, app, q, true);
+    sql.push(" ORDER BY id LIMIT ")
+        .push_bind(u64_to_db(limit as u64));
+    let mut lines = fetch_stored(conn, sql).await?;
+    if q.stream.is_none_or(|s| s == LogStream::Platform) {
         // Blocks do not cross `upper`, so a derived line is in the window when its
         // record is and the line is after `after`.
-        if src != Source::Stored {
-            sql.push(" seq > ").push_bind(low);
-            sql.push(" AND seq <= ").push_bind(high).push(" AND");
-        }
-        sql.push(format!(" {} > ", src.seq())).push_bind(low);
-        sql.push(format!(" AND {} <= ", src.seq()))
-            .push_bind(high)
-            .push(" AND");
-        push_filters(sql, src, app, q, true);
-        sql.push(src.oldest_first());
-    })
-    .await?;
+        segments::after_seq(conn, app, q.function.as_deref(), low, |seg| {
+            if seg.key > high {
+                return Ok(false);
+            }
+            lines.extend(
+                seg.records
+                    .iter()
+                    .filter(|r| r.seq > low && r.seq <= high)
+                    .flat_map(platform_lines)
+                    .filter(|l| l.seq > after && derived_matches(q, l)),
+            );
+            Ok(true)
+        })
+        .await?;
+        lines.sort_unstable_by_key(|l| l.seq);
+        lines.truncate(limit);
+    }
     let scanned_to = match lines.last() {
-        Some(l) if lines.len() >= limit as usize => l.seq,
+        Some(l) if lines.len() >= limit => l.seq,
         _ => upper,
     };
     Ok(LogTail { lines, scanned_to })
 }
 
-/// The last seq of the window a tail after `after` reads: `after + TAIL_WINDOW` or the
-/// last seq reserved, moved down to before a block that would cross it (or, when that
-/// block starts right after `after`, up to its end), so no block is split.
-async fn window_end(conn: &mut SqliteConnection, after: u64, last: u64) -> Result<u64> {
+/// The last seq of the window a tail of `app` after `after` reads: `after + TAIL_WINDOW`
+/// or the last seq reserved, moved down to before a block of the app that would cross
+/// it (or, when that block starts right after `after`, up to its end), so none of the
+/// app's blocks is split.
+async fn window_end(conn: &mut SqliteConnection, app: &str, after: u64, last: u64) -> Result<u64> {
     let upper = last.min(after.saturating_add(TAIL_WINDOW));
     if upper == last {
         // Blocks are written whole: none crosses the last seq.
         return Ok(upper);
     }
-    let next: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT seq - log_lines - 2, seq FROM invocations \
-         WHERE seq > ? AND log_lines IS NOT NULL ORDER BY seq LIMIT 1",
-    )
-    .bind(seq_to_db(upper))
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
+    let high = seq_to_db(upper);
+    let mut next = None;
+    segments::after_seq(conn, app, None, high, |seg| {
+        next = seg
+            .records
+            .iter()
+            .find(|r| r.platform.is_some() && r.seq > high)
+            .map(|r| (r.first_seq(), r.seq));
+        Ok(next.is_none())
+    })
+    .await?;
     let Some((start, end)) = next else {
         return Ok(upper);
     };

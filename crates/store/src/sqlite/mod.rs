@@ -16,6 +16,7 @@ mod retention;
 mod rollups;
 mod schema;
 mod secrets;
+mod segments;
 mod tokens;
 mod triggers;
 mod util;

@@ -2,6 +2,7 @@
 //! records, a bounded number of rows per call so each transaction stays short.
 
 use super::logs::{add_usage, bytes};
+use super::segments::{self, Stored};
 use super::util::{col, db, ts_to_db, u64_to_db};
 use arcus_core::Result;
 use arcus_core::model::Timestamp;
@@ -82,22 +83,33 @@ pub(super) async fn purge_logs(
     Ok(deleted)
 }
 
-/// Deletes up to `limit` invocation records of `app` started before `older_than`.
+/// Deletes up to `limit` invocation records of `app` started before `older_than`, the
+/// oldest segments first: whole segments, or the old records of one that also holds
+/// newer ones.
 pub(super) async fn purge_invocations(
     conn: &mut SqliteConnection,
     app: &str,
     older_than: Timestamp,
     limit: u32,
 ) -> Result<u64> {
-    let done = sqlx::query(
-        "DELETE FROM invocations WHERE seq IN \
-         (SELECT seq FROM invocations WHERE app = ? AND started_at < ? LIMIT ?)",
-    )
-    .bind(app)
-    .bind(ts_to_db(older_than))
-    .bind(i64::from(limit))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    Ok(done.rows_affected())
+    let cutoff = ts_to_db(older_than);
+    let mut room = limit as usize;
+    let mut deleted = 0;
+    for seg in segments::started_before(conn, app, cutoff, i64::from(limit)).await? {
+        if room == 0 {
+            break;
+        }
+        let (mut gone, kept): (Vec<Stored>, Vec<Stored>) =
+            seg.records.into_iter().partition(|r| r.started() < cutoff);
+        gone.sort_by_key(Stored::started);
+        let mut kept = kept;
+        if gone.len() > room {
+            kept.extend(gone.drain(room..));
+            kept.sort_by_key(|r| r.seq);
+        }
+        room -= gone.len();
+        deleted += gone.len() as u64;
+        segments::remove(conn, seg.seg, &gone, &kept).await?;
+    }
+    Ok(deleted)
 }

@@ -61,10 +61,15 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "platform lines",
         include_str!("../../migrations/0012_platform_lines.sql"),
     ),
+    (
+        13,
+        "record segments",
+        include_str!("../../migrations/0013_record_segments.sql"),
+    ),
 ];
 
 /// The schema version a fresh database ends up at.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     let migrations = migrations

@@ -24,6 +24,7 @@ mod secrets;
 mod stats;
 mod tokens;
 mod triggers;
+mod volume;
 
 pub use access_keys::{access_key_reseal, access_keys, access_keys_per_app_limit};
 pub use aliases::{alias_rollback, aliases};
@@ -42,6 +43,7 @@ pub use secrets::{secrets, secrets_deleted_with_app, secrets_per_app_limit};
 pub use stats::{invocation_queries, invocation_rollups};
 pub use tokens::{token_limit_per_app, tokens, tokens_revoked_with_their_app};
 pub use triggers::{cron_tick_claims, triggers, triggers_deleted_with_function_and_app};
+pub use volume::{logs_in_volume, record_purge_in_volume, records_in_volume};
 
 use arcus_core::model::{
     Alias, AliasTarget, App, Canary, CodeRef, ExecConfig, Function, FunctionErrorCode,

@@ -127,9 +127,12 @@ pub async fn platform_lines_from_records(s: &dyn Store) {
         seqs[5..].windows(2).all(|w| w[1].0 == w[0].0 + 1),
         "{seqs:?}"
     );
-    // The refused invocation (i3) has a seq of its own but no lines.
+    // The refused invocation (i3) has a seq of its own but no lines: a batch numbers
+    // each function's invocations together (i1 and i3 of f, then i2 of g), so it is
+    // the gap between the two blocks, and the batch reserved nine seqs.
     let last = s.last_log_seq().await.unwrap();
-    assert!(last > seqs[7].0, "{last} vs {seqs:?}");
+    assert_eq!(seqs[5].0, seqs[4].0 + 2, "{seqs:?}");
+    assert_eq!(last, seqs[0].0 + 8, "{last} vs {seqs:?}");
     assert!(lines.iter().all(|l| l.invocation_id != "i3"));
     // Records keep what REPORT shows.
     let i2 = s.get_invocation("i2").await.unwrap();

@@ -1,0 +1,434 @@
+//! Invocation records in segments (ADR 0020): the records one batch wrote for one
+//! function, up to [`RECORDS_PER_SEGMENT`] of them, are one row of
+//! `invocation_segments` (a JSON array of [`Wire`] records) with the bounds reads
+//! select segments by. Writing a record thus costs one small entry of the id index
+//! instead of a row and five index entries; reads decode the segments their bounds
+//! cannot rule out.
+//!
+//! A segment's records have consecutive blocks of seqs (the inserting batch numbers
+//! each segment's records together), so segments never overlap in seqs and
+//! `first_seq` grows with `last_seq`.
+
+use super::util::{col, corrupt, db, to_json, ts_from_db, ts_to_db};
+use arcus_core::Result;
+use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{Sqlite, SqliteRow};
+use sqlx::{QueryBuilder, SqliteConnection};
+
+/// Records per segment, at most: bounds what a read decodes to find a few records.
+pub(super) const RECORDS_PER_SEGMENT: usize = 256;
+
+/// One record of a segment with its place in the shared seqs.
+#[derive(Debug, Clone)]
+pub(super) struct Stored {
+    /// The record's seq: the last of its block.
+    pub seq: i64,
+    /// Its platform lines, when it ran.
+    pub platform: Option<Platform>,
+    /// The record (app and function are the segment's).
+    pub record: InvocationRecord,
+}
+
+/// Where a record's platform lines are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Platform {
+    /// Captured lines between `START` (seq − lines − 2) and `END` (seq − 1).
+    pub lines: i64,
+    /// `END`'s and `REPORT`'s capture time, unix µs.
+    pub ended_at: i64,
+}
+
+impl Stored {
+    /// Start time, unix µs.
+    pub fn started(&self) -> i64 {
+        ts_to_db(self.record.started_at)
+    }
+
+    /// The first seq of its block that a read can show (`START`'s, or the record's).
+    pub fn first_seq(&self) -> i64 {
+        self.platform
+            .map_or(self.seq, |p| self.seq.saturating_sub(p.lines + 2))
+    }
+}
+
+/// A record as stored in a segment's JSON: an array, in this field order (the
+/// migration that moved older records into segments builds the same arrays in SQL).
+#[derive(Serialize, Deserialize)]
+struct Wire<S>(
+    /// seq
+    i64,
+    /// id
+    S,
+    /// version
+    Option<u32>,
+    /// trigger
+    S,
+    /// status
+    S,
+    /// error_code
+    Option<S>,
+    /// http_status
+    Option<u16>,
+    /// duration_us
+    u64,
+    /// cold_start
+    bool,
+    /// started_at, unix µs
+    i64,
+    /// memory_mb
+    u32,
+    /// egress_bytes
+    u64,
+    /// trace_id
+    Option<S>,
+    /// init_duration_us
+    Option<u64>,
+    /// max_memory_mb
+    Option<u64>,
+    /// captured lines between the platform lines (`None`: no platform lines)
+    Option<i64>,
+    /// ended_at, unix µs (with platform lines)
+    Option<i64>,
+);
+
+impl<'a> Wire<&'a str> {
+    fn of(seq: i64, r: &'a InvocationRecord, platform: Option<Platform>) -> Self {
+        Self(
+            seq,
+            &r.id,
+            r.version,
+            r.trigger.as_str(),
+            r.status.as_str(),
+            r.error_code.as_deref(),
+            r.http_status,
+            r.duration_us,
+            r.cold_start,
+            ts_to_db(r.started_at),
+            r.memory_mb,
+            r.egress_bytes,
+            r.trace_id.as_deref(),
+            r.init_duration_us,
+            r.max_memory_mb,
+            platform.map(|p| p.lines),
+            platform.map(|p| p.ended_at),
+        )
+    }
+}
+
+impl Wire<String> {
+    fn into_stored(self, app: &str, function: &str) -> Result<Stored> {
+        let Wire(
+            seq,
+            id,
+            version,
+            trigger,
+            status,
+            error_code,
+            http_status,
+            duration_us,
+            cold_start,
+            started_at,
+            memory_mb,
+            egress_bytes,
+            trace_id,
+            init_duration_us,
+            max_memory_mb,
+            lines,
+            ended_at,
+        ) = self;
+        let platform = match (lines, ended_at) {
+            (Some(lines), Some(ended_at)) => Some(Platform { lines, ended_at }),
+            (None, _) => None,
+            (Some(_), None) => return Err(corrupt("records")),
+        };
+        Ok(Stored {
+            seq,
+            platform,
+            record: InvocationRecord {
+                id,
+                app: app.to_string(),
+                function: function.to_string(),
+                version,
+                trigger: TriggerKind::parse(&trigger).ok_or_else(|| corrupt("trigger"))?,
+                status: InvocationStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+                error_code,
+                http_status,
+                duration_us,
+                cold_start,
+                memory_mb,
+                egress_bytes,
+                trace_id,
+                started_at: ts_from_db(started_at, "started_at")?,
+                init_duration_us,
+                max_memory_mb,
+            },
+        })
+    }
+}
+
+/// One stored segment, decoded.
+#[derive(Debug)]
+pub(super) struct Segment {
+    /// Its rowid.
+    pub seg: i64,
+    /// The key the read that found it orders by.
+    pub key: i64,
+    /// Its records in seq order.
+    pub records: Vec<Stored>,
+}
+
+fn decode(row: &SqliteRow) -> Result<Segment> {
+    let app: String = col(row, "app")?;
+    let function: String = col(row, "function")?;
+    let text: String = col(row, "records")?;
+    let wires: Vec<Wire<String>> = serde_json::from_str(&text).map_err(|_| corrupt("records"))?;
+    Ok(Segment {
+        seg: col(row, "seg")?,
+        key: col(row, "k")?,
+        records: wires
+            .into_iter()
+            .map(|w| w.into_stored(&app, &function))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// Writes `records` (one function's, in seq order, at most [`RECORDS_PER_SEGMENT`]) as
+/// a new segment, or as the new content of segment `seg`; with none, deletes `seg`.
+/// Returns the segment's rowid.
+pub(super) async fn write(
+    conn: &mut SqliteConnection,
+    seg: Option<i64>,
+    app: &str,
+    function: &str,
+    records: &[(i64, &InvocationRecord, Option<Platform>)],
+) -> Result<i64> {
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        if let Some(seg) = seg {
+            sqlx::query("DELETE FROM invocation_segments WHERE seg = ?")
+                .bind(seg)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+        return Ok(seg.unwrap_or(0));
+    };
+    let wires: Vec<Wire<&str>> = records
+        .iter()
+        .map(|&(seq, r, p)| Wire::of(seq, r, p))
+        .collect();
+    let started = records.iter().map(|(_, r, _)| ts_to_db(r.started_at));
+    let min_started = started.clone().min().unwrap_or(0);
+    let max_started = started.max().unwrap_or(0);
+    let max_ended = records
+        .iter()
+        .filter_map(|(_, _, p)| p.map(|p| p.ended_at))
+        .max();
+    let first_seq = first
+        .2
+        .map_or(first.0, |p| first.0.saturating_sub(p.lines + 2));
+    let sql = match seg {
+        None => {
+            "INSERT INTO invocation_segments (app, function, first_seq, last_seq, \
+             min_started, max_started, max_ended, count, records) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        }
+        Some(_) => {
+            "UPDATE invocation_segments SET app = ?, function = ?, first_seq = ?, \
+             last_seq = ?, min_started = ?, max_started = ?, max_ended = ?, count = ?, \
+             records = ? WHERE seg = ?"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(app)
+        .bind(function)
+        .bind(first_seq)
+        .bind(last.0)
+        .bind(min_started)
+        .bind(max_started)
+        .bind(max_ended)
+        .bind(i64::try_from(records.len()).unwrap_or(i64::MAX))
+        .bind(to_json(&wires, "records")?)
+        .bind(seg)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(seg.unwrap_or_else(|| done.last_insert_rowid()))
+}
+
+/// The segment a record's id points at, decoded.
+pub(super) async fn by_id(conn: &mut SqliteConnection, id: &str) -> Result<Option<Segment>> {
+    let row = sqlx::query(
+        "SELECT s.seg, s.seg AS k, s.app, s.function, s.records FROM invocation_ids i \
+         JOIN invocation_segments s ON s.seg = i.seg WHERE i.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(decode).transpose()
+}
+
+/// What a newest-first scan of segments orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Key {
+    /// The newest start (`max_started`): record listings.
+    Started,
+    /// The newest platform line (`max_ended`): log listings; segments without
+    /// platform lines are left out.
+    Ended,
+}
+
+/// Which segments a scan may return: its records can match only if they pass these.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Bounds<'a> {
+    /// Only this function's.
+    pub function: Option<&'a str>,
+    /// Some record started before (unix µs).
+    pub started_before: Option<i64>,
+    /// Some record started at or before (unix µs).
+    pub started_by: Option<i64>,
+    /// The scan's key is at or after (unix µs).
+    pub key_since: Option<i64>,
+}
+
+/// Calls `visit` with each segment of `app` within `bounds`, newest first by `key`
+/// (then by rowid), until it returns `false`. Segments are decoded one at a time.
+pub(super) async fn newest(
+    conn: &mut SqliteConnection,
+    app: &str,
+    key: Key,
+    bounds: &Bounds<'_>,
+    mut visit: impl FnMut(Segment) -> Result<bool>,
+) -> Result<()> {
+    let k = match key {
+        Key::Started => "max_started",
+        Key::Ended => "max_ended",
+    };
+    let mut sql = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT seg, {k} AS k, app, function, records FROM invocation_segments WHERE app = "
+    ));
+    sql.push_bind(app);
+    if let Some(f) = bounds.function {
+        sql.push(" AND function = ").push_bind(f);
+    }
+    if key == Key::Ended {
+        sql.push(" AND max_ended IS NOT NULL");
+    }
+    if let Some(t) = bounds.key_since {
+        sql.push(format!(" AND {k} >= ")).push_bind(t);
+    }
+    if let Some(t) = bounds.started_before {
+        sql.push(" AND min_started < ").push_bind(t);
+    }
+    if let Some(t) = bounds.started_by {
+        sql.push(" AND min_started <= ").push_bind(t);
+    }
+    sql.push(format!(" ORDER BY {k} DESC, seg DESC"));
+    let mut rows = sql.build().fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.map_err(db)? {
+        if !visit(decode(&row)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Calls `visit` with each segment of `app` (of `function`, when given) whose seqs
+/// end after `after`, in seq order, until it returns `false`.
+pub(super) async fn after_seq(
+    conn: &mut SqliteConnection,
+    app: &str,
+    function: Option<&str>,
+    after: i64,
+    mut visit: impl FnMut(Segment) -> Result<bool>,
+) -> Result<()> {
+    let mut sql = QueryBuilder::<Sqlite>::new(
+        "SELECT seg, first_seq AS k, app, function, records FROM invocation_segments \
+         WHERE app = ",
+    );
+    sql.push_bind(app);
+    if let Some(f) = function {
+        sql.push(" AND function = ").push_bind(f);
+    }
+    sql.push(" AND last_seq > ")
+        .push_bind(after)
+        .push(" ORDER BY last_seq");
+    let mut rows = sql.build().fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await.map_err(db)? {
+        if !visit(decode(&row)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Up to `limit` segments of `app` holding a record started before `before` (unix µs),
+/// the oldest first.
+pub(super) async fn started_before(
+    conn: &mut SqliteConnection,
+    app: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<Segment>> {
+    let rows = sqlx::query(
+        "SELECT seg, min_started AS k, app, function, records FROM invocation_segments \
+         WHERE app = ? AND min_started < ? ORDER BY min_started LIMIT ?",
+    )
+    .bind(app)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    rows.iter().map(decode).collect()
+}
+
+/// Deletes records `gone` of segment `seg`, which keeps `kept` (none: it is deleted).
+pub(super) async fn remove(
+    conn: &mut SqliteConnection,
+    seg: i64,
+    gone: &[Stored],
+    kept: &[Stored],
+) -> Result<()> {
+    for chunk in gone.chunks(RECORDS_PER_SEGMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM invocation_ids WHERE id IN (");
+        let mut list = q.separated(", ");
+        for r in chunk {
+            list.push_bind(r.record.id.as_str());
+        }
+        q.push(")");
+        q.build().execute(&mut *conn).await.map_err(db)?;
+    }
+    let rows: Vec<_> = kept
+        .iter()
+        .map(|r| (r.seq, &r.record, r.platform))
+        .collect();
+    let (app, function) = kept.first().map_or(("", ""), |r| {
+        (r.record.app.as_str(), r.record.function.as_str())
+    });
+    write(conn, Some(seg), app, function, &rows).await.map(drop)
+}
+
+/// Deletes the segments `segs_sql` selects (`SELECT seg ...`, its `?`s bound to `args`
+/// in order) and the id entries of their records.
+pub(super) async fn delete_where(
+    conn: &mut SqliteConnection,
+    segs_sql: &str,
+    args: &[&str],
+) -> Result<()> {
+    let ids = format!(
+        "DELETE FROM invocation_ids WHERE id IN (SELECT json_extract(j.value, '$[1]') \
+         FROM invocation_segments s, json_each(s.records) j WHERE s.seg IN ({segs_sql}))"
+    );
+    let segs = format!("DELETE FROM invocation_segments WHERE seg IN ({segs_sql})");
+    for sql in [ids, segs] {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            q = q.bind(*a);
+        }
+        q.execute(&mut *conn).await.map_err(db)?;
+    }
+    Ok(())
+}
