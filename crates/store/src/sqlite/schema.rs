@@ -199,4 +199,95 @@ mod tests {
         assert_eq!(seqs[2], (501, "START RequestId: new Version: $LATEST"));
         assert_eq!(store.last_log_seq().await.unwrap(), 503);
     }
+
+    /// A database of schema 12 with a record that ran (a captured line between its
+    /// platform lines) and one refused: after migration 13 both are found by id and in
+    /// listings, the platform lines keep their seqs, and a retried id is still skipped.
+    #[tokio::test]
+    async fn migration_13_moves_records_into_segments() {
+        use arcus_core::model::{App, Timestamp};
+        use arcus_core::stats::InvocationQuery;
+        use arcus_core::store::{LogQuery, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = SqlitePool::connect(&url).await.unwrap();
+        migrator(&MIGRATIONS[..12]).run(&pool).await.unwrap();
+        for sql in [
+            "INSERT INTO invocations (seq, id, app, function, version, trigger_kind, status, \
+             http_status, duration_us, cold_start, started_at, memory_mb, init_duration_us, \
+             log_lines, ended_at) \
+             VALUES (14, 'ran', 'a', 'f', 2, 'http', 'succeeded', 200, 1500, 1, 1000000, 128, \
+             700, 1, 1001500)",
+            "INSERT INTO logs (id, invocation_id, app, function, stream, ts, message) \
+             VALUES (12, 'ran', 'a', 'f', 'stdout', 1000100, 'hello')",
+            "INSERT INTO invocations (seq, id, app, function, trigger_kind, status, \
+             error_code, duration_us, cold_start, started_at) \
+             VALUES (15, 'refused', 'a', 'f', 'api', 'failed', 'throttled', 0, 0, 2000000)",
+            "UPDATE sqlite_sequence SET seq = 15 WHERE name = 'logs'",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        let app = App {
+            name: "a".into(),
+            description: String::new(),
+            quotas: Default::default(),
+            created_at: Timestamp::now_utc(),
+        };
+        store.create_app(&app).await.unwrap();
+        let ran = store.get_invocation("ran").await.unwrap();
+        assert_eq!(
+            (ran.version, ran.cold_start, ran.init_duration_us),
+            (Some(2), true, Some(700))
+        );
+        let refused = store.get_invocation("refused").await.unwrap();
+        assert_eq!(refused.error_code.as_deref(), Some("throttled"));
+        assert!(!refused.cold_start);
+        let listed = store
+            .query_invocations("a", &InvocationQuery::default())
+            .await
+            .unwrap();
+        let ids: Vec<&str> = listed.items.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["refused", "ran"]);
+        let tail = store
+            .tail_logs("a", &LogQuery::default(), 0, 100)
+            .await
+            .unwrap();
+        let seqs: Vec<(u64, &str)> = tail
+            .lines
+            .iter()
+            .map(|l| (l.seq, l.message.split('\t').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            seqs,
+            [
+                (11, "START RequestId: ran Version: 2"),
+                (12, "hello"),
+                (13, "END RequestId: ran"),
+                (14, "REPORT RequestId: ran"),
+            ]
+        );
+        assert_eq!(
+            tail.lines[3].timestamp,
+            ran.started_at + time::Duration::microseconds(1500)
+        );
+        // A retried batch with an old id stores nothing; a new record goes after.
+        store
+            .insert_invocations(&[ran.clone().into()])
+            .await
+            .unwrap();
+        let mut new = ran.clone();
+        new.id = "new".into();
+        store.insert_invocations(&[new.into()]).await.unwrap();
+        let listed = store
+            .query_invocations("a", &InvocationQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 3);
+        assert_eq!(store.last_log_seq().await.unwrap(), 17);
+    }
 }
