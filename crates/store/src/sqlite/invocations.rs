@@ -45,7 +45,7 @@ pub(super) async fn insert(
     }
     let lines: Vec<NewLine<'_>> = fresh.iter().flat_map(|&n| lines_of(n)).collect();
     logs::insert(conn, &lines).await?;
-    if !fresh.is_empty() || !batch.is_empty() {
+    if !batch.is_empty() {
         logs::set_last_seq(conn, next - 1).await?;
     }
     rollups::add(conn, fresh.into_iter().map(|(_, r)| &r.record)).await

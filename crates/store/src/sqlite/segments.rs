@@ -48,9 +48,13 @@ impl Stored {
 
     /// The first seq of its block that a read can show (`START`'s, or the record's).
     pub fn first_seq(&self) -> i64 {
-        self.platform
-            .map_or(self.seq, |p| self.seq.saturating_sub(p.lines + 2))
+        block_start(self.seq, self.platform)
     }
+}
+
+/// The first seq a read can show of the block of record seq `seq`.
+fn block_start(seq: i64, platform: Option<Platform>) -> i64 {
+    platform.map_or(seq, |p| seq.saturating_sub(p.lines + 2))
 }
 
 /// A record as stored in a segment's JSON: an array, in this field order (the
@@ -225,9 +229,7 @@ pub(super) async fn write(
         .iter()
         .filter_map(|(_, _, p)| p.map(|p| p.ended_at))
         .max();
-    let first_seq = first
-        .2
-        .map_or(first.0, |p| first.0.saturating_sub(p.lines + 2));
+    let first_seq = block_start(first.0, first.2);
     let sql = match seg {
         None => {
             "INSERT INTO invocation_segments (app, function, first_seq, last_seq, \
@@ -240,7 +242,7 @@ pub(super) async fn write(
              records = ? WHERE seg = ?"
         }
     };
-    let done = sqlx::query(sql)
+    let mut q = sqlx::query(sql)
         .bind(app)
         .bind(function)
         .bind(first_seq)
@@ -249,11 +251,11 @@ pub(super) async fn write(
         .bind(max_started)
         .bind(max_ended)
         .bind(i64::try_from(records.len()).unwrap_or(i64::MAX))
-        .bind(to_json(&wires, "records")?)
-        .bind(seg)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+        .bind(to_json(&wires, "records")?);
+    if let Some(seg) = seg {
+        q = q.bind(seg);
+    }
+    let done = q.execute(&mut *conn).await.map_err(db)?;
     Ok(seg.unwrap_or_else(|| done.last_insert_rowid()))
 }
 

@@ -197,6 +197,7 @@ pub async fn function_delete_cascades(s: &dyn Store) {
         ErrorCode::FunctionNotFound,
     );
 
+    assert_err(s.get_invocation("i1").await, ErrorCode::InvocationNotFound);
     s.create_function(&function("a", "f")).await.unwrap();
     assert!(s.list_versions("a", "f").await.unwrap().is_empty());
     assert!(s.list_aliases("a", "f").await.unwrap().is_empty());

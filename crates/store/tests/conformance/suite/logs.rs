@@ -282,4 +282,14 @@ pub async fn log_retention(s: &dyn Store) {
     assert_eq!(s.log_bytes("a").await.unwrap(), 10);
     s.delete_app("b", true).await.unwrap();
     assert_eq!(s.log_bytes("b").await.unwrap(), 0);
+    // ...and its records, whose ids can be recorded again.
+    assert_err(
+        s.get_invocation("other").await,
+        ErrorCode::InvocationNotFound,
+    );
+    s.create_app(&app("b")).await.unwrap();
+    s.create_function(&function("b", "f")).await.unwrap();
+    let again = invocation("other", "b", "f", 1);
+    s.insert_invocations(&[again.clone().into()]).await.unwrap();
+    assert_eq!(s.get_invocation("other").await.unwrap(), again);
 }
