@@ -56,3 +56,5 @@ CREATE INDEX segments_end_by_app ON invocation_segments (app, max_ended)
     WHERE max_ended IS NOT NULL;
 -- Write-order reads (log tails).
 CREATE INDEX segments_by_seq ON invocation_segments (app, last_seq);
+-- Retention: the oldest segments first.
+CREATE INDEX segments_by_oldest ON invocation_segments (app, min_started);
