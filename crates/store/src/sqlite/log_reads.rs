@@ -66,9 +66,11 @@ fn push_filters(sql: &mut QueryBuilder<Sqlite>, app: &str, q: &LogQuery, seek: b
     }
 }
 
+/// The stored lines' columns, up to `WHERE` (the filters follow).
 const SELECT_STORED: &str =
     "SELECT id, invocation_id, app, function, stream, ts, message, trace_id FROM logs WHERE";
 
+/// Runs a query of stored lines.
 async fn fetch_stored(
     conn: &mut SqliteConnection,
     mut sql: QueryBuilder<Sqlite>,
