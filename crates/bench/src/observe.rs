@@ -6,7 +6,9 @@
 //! store through `insert_invocations` (so rollups are maintained as the node does), then
 //! the stats query of each window — the store's rollup read plus `StatsView::build`, what
 //! `GET /api/v1/apps/{app}/stats` runs — against a raw SQL aggregate of the same records
-//! (count, errors, cold starts and p99 duration over the 24 h window) as the baseline.
+//! (count, errors, cold starts and p99 duration over the 24 h window) as the baseline;
+//! then two record listings over the same records (the newest page, and a filter that
+//! matches none, so every record is read).
 
 use crate::load::{self, LoadConfig, Stats};
 use crate::report::{fixed, header, ratio, table, verdict};
@@ -15,7 +17,7 @@ use anyhow::{Context, Result};
 use arcus_core::api::CreateFunction;
 use arcus_core::model::{App, Timestamp};
 use arcus_core::record::{InvocationRecord, InvocationStatus, RecordedInvocation, TriggerKind};
-use arcus_core::stats::{RollupQuery, StatsView, StatsWindow};
+use arcus_core::stats::{InvocationQuery, RollupQuery, StatsView, StatsWindow};
 use arcus_core::store::Store;
 use arcus_store::SqliteStore;
 use bytes::Bytes;
@@ -60,6 +62,9 @@ pub struct Measured {
     stats_ms: Vec<(StatsWindow, f64)>,
     /// Median milliseconds of the raw aggregate.
     raw_ms: f64,
+    /// Median milliseconds of record listings over the same records (what
+    /// `GET …/invocations` runs), by description.
+    listings: Vec<(&'static str, f64)>,
 }
 
 /// Runs both parts: `on` is the main node, a second node is started with everything off.
@@ -102,7 +107,7 @@ pub async fn run(bin: &Path, on: &ArcusServer, code: &[u8], config: Config) -> R
     }
     drop(off);
     crate::progress(&format!("writing {} invocation records", config.records));
-    let (fill, stats_ms, raw_ms) = stats_query(config.records).await?;
+    let (fill, stats_ms, raw_ms, listings) = stats_query(config.records).await?;
     Ok(Measured {
         config,
         on: on_runs,
@@ -112,6 +117,7 @@ pub async fn run(bin: &Path, on: &ArcusServer, code: &[u8], config: Config) -> R
         fill,
         stats_ms,
         raw_ms,
+        listings,
     })
 }
 
@@ -182,9 +188,18 @@ fn median(mut ms: Vec<f64>) -> f64 {
     ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Fills a fresh store; returns the fill time, the stats query's median per window and
-/// the raw aggregate's median.
-async fn stats_query(n: usize) -> Result<(Duration, Vec<(StatsWindow, f64)>, f64)> {
+/// What [`stats_query`] measured: fill time, the stats query's median per window, the
+/// raw aggregate's median and the record listings' medians.
+type StatsTimes = (
+    Duration,
+    Vec<(StatsWindow, f64)>,
+    f64,
+    Vec<(&'static str, f64)>,
+);
+
+/// Fills a fresh store and times the stats query, the raw aggregate and record
+/// listings over it.
+async fn stats_query(n: usize) -> Result<StatsTimes> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("arcus.db");
     let store = SqliteStore::open(&path).await?;
@@ -229,9 +244,34 @@ async fn stats_query(n: usize) -> Result<(Duration, Vec<(StatsWindow, f64)>, f64
         }
         per_window.push((window, median(ms)));
     }
+    let listings = listings(&store).await?;
     store.close().await;
     let raw = raw_aggregate(&path, now).await?;
-    Ok((fill, per_window, raw))
+    Ok((fill, per_window, raw, listings))
+}
+
+/// Median milliseconds of record listings of the bench app (its records are all of one
+/// function): the newest page, and a filter no record matches (every record is read).
+async fn listings(store: &SqliteStore) -> Result<Vec<(&'static str, f64)>> {
+    let newest = InvocationQuery::default();
+    let none = InvocationQuery {
+        status: Some(InvocationStatus::TimedOut),
+        ..InvocationQuery::default()
+    };
+    let mut out = Vec::new();
+    for (label, q, repeats) in [
+        ("GET …/invocations (newest 100)", newest, REPEATS),
+        ("GET …/invocations?status=timed_out (matches none)", none, 3),
+    ] {
+        let mut ms = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let t = Instant::now();
+            std::hint::black_box(store.query_invocations("bench", &q).await?);
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        out.push((label, median(ms)));
+    }
+    Ok(out)
 }
 
 /// The bench function's records started at or after `?`, unpacked from their segments
@@ -366,6 +406,15 @@ pub fn render(m: &Measured, markdown: bool) -> String {
             fixed(Some(*q), 3),
             ratio(Some(m.raw_ms), Some(*q)),
             verdict(Some(*q), STATS_LIMIT_MS),
+        ]);
+    }
+    for (label, q) in &m.listings {
+        rows.push(vec![
+            (*label).into(),
+            m.config.records.to_string(),
+            fixed(Some(*q), 3),
+            ratio(Some(m.raw_ms), Some(*q)),
+            "-".into(),
         ]);
     }
     rows.push(vec![
