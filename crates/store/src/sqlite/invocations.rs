@@ -220,12 +220,12 @@ pub(super) async fn query(
             );
         }
     } else {
-        let bounds = Bounds {
-            function: q.function.as_deref(),
-            started_before: q.until.map(ts_to_db),
-            started_by: q.cursor.map(|c| c.time_us),
-            key_since: q.since.map(ts_to_db),
-        };
+        let bounds = Bounds::listing(
+            q.function.as_deref(),
+            q.since,
+            q.until,
+            q.cursor.map(|c| c.time_us),
+        );
         segments::newest(conn, app, Key::Started, &bounds, |seg| {
             if found.len() > limit && found.last().is_some_and(|r| seg.key < r.started()) {
                 return Ok(false);

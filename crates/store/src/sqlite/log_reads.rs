@@ -183,12 +183,12 @@ async fn derived_newest(
         }
         return Ok(found);
     }
-    let bounds = Bounds {
-        function: q.function.as_deref(),
-        started_before: q.until.map(ts_to_db),
-        started_by: q.cursor.map(|c| c.time_us),
-        key_since: q.since.map(ts_to_db),
-    };
+    let bounds = Bounds::listing(
+        q.function.as_deref(),
+        q.since,
+        q.until,
+        q.cursor.map(|c| c.time_us),
+    );
     segments::newest(conn, app, Key::Ended, &bounds, |seg| {
         if found.len() >= limit
             && found

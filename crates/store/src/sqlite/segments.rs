@@ -11,6 +11,7 @@
 
 use super::util::{col, corrupt, db, to_json, ts_from_db, ts_to_db};
 use arcus_core::Result;
+use arcus_core::model::Timestamp;
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -283,16 +284,35 @@ pub(super) enum Key {
 }
 
 /// Which segments a scan may return: its records can match only if they pass these.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct Bounds<'a> {
     /// Only this function's.
-    pub function: Option<&'a str>,
+    function: Option<&'a str>,
     /// Some record started before (unix µs).
-    pub started_before: Option<i64>,
+    started_before: Option<i64>,
     /// Some record started at or before (unix µs).
-    pub started_by: Option<i64>,
+    started_by: Option<i64>,
     /// The scan's key is at or after (unix µs).
-    pub key_since: Option<i64>,
+    key_since: Option<i64>,
+}
+
+impl<'a> Bounds<'a> {
+    /// The bounds of a newest-first listing: of `function`, items at or after `since`
+    /// and before `until` (the key of a record or line is its time, no earlier than
+    /// its start), continuing after a cursor at time `cursor`.
+    pub fn listing(
+        function: Option<&'a str>,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+        cursor: Option<i64>,
+    ) -> Self {
+        Self {
+            function,
+            started_before: until.map(ts_to_db),
+            started_by: cursor,
+            key_since: since.map(ts_to_db),
+        }
+    }
 }
 
 /// Calls `visit` with each segment of `app` within `bounds`, newest first by `key`
@@ -302,19 +322,13 @@ pub(super) async fn newest(
     app: &str,
     key: Key,
     bounds: &Bounds<'_>,
-    mut visit: impl FnMut(Segment) -> Result<bool>,
+    visit: impl FnMut(Segment) -> Result<bool>,
 ) -> Result<()> {
     let k = match key {
         Key::Started => "max_started",
         Key::Ended => "max_ended",
     };
-    let mut sql = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT seg, {k} AS k, app, function, records FROM invocation_segments WHERE app = "
-    ));
-    sql.push_bind(app);
-    if let Some(f) = bounds.function {
-        sql.push(" AND function = ").push_bind(f);
-    }
+    let mut sql = select(k, app, bounds.function);
     if key == Key::Ended {
         sql.push(" AND max_ended IS NOT NULL");
     }
@@ -328,6 +342,29 @@ pub(super) async fn newest(
         sql.push(" AND min_started <= ").push_bind(t);
     }
     sql.push(format!(" ORDER BY {k} DESC, seg DESC"));
+    visit_all(conn, sql, visit).await
+}
+
+/// `SELECT` of the segments of `app` (of `function`, when given), with `key` as `k`,
+/// up to the end of its `WHERE`.
+fn select(key: &str, app: &str, function: Option<&str>) -> QueryBuilder<Sqlite> {
+    let mut sql = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT seg, {key} AS k, app, function, records FROM invocation_segments WHERE app = "
+    ));
+    sql.push_bind(app);
+    if let Some(f) = function {
+        sql.push(" AND function = ").push_bind(f);
+    }
+    sql
+}
+
+/// Runs `sql` and calls `visit` with each segment it returns, decoded one at a time,
+/// until it returns `false`.
+async fn visit_all(
+    conn: &mut SqliteConnection,
+    mut sql: QueryBuilder<Sqlite>,
+    mut visit: impl FnMut(Segment) -> Result<bool>,
+) -> Result<()> {
     let mut rows = sql.build().fetch(&mut *conn);
     while let Some(row) = rows.try_next().await.map_err(db)? {
         if !visit(decode(&row)?)? {
@@ -344,26 +381,13 @@ pub(super) async fn after_seq(
     app: &str,
     function: Option<&str>,
     after: i64,
-    mut visit: impl FnMut(Segment) -> Result<bool>,
+    visit: impl FnMut(Segment) -> Result<bool>,
 ) -> Result<()> {
-    let mut sql = QueryBuilder::<Sqlite>::new(
-        "SELECT seg, first_seq AS k, app, function, records FROM invocation_segments \
-         WHERE app = ",
-    );
-    sql.push_bind(app);
-    if let Some(f) = function {
-        sql.push(" AND function = ").push_bind(f);
-    }
+    let mut sql = select("first_seq", app, function);
     sql.push(" AND last_seq > ")
         .push_bind(after)
         .push(" ORDER BY last_seq");
-    let mut rows = sql.build().fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await.map_err(db)? {
-        if !visit(decode(&row)?)? {
-            break;
-        }
-    }
-    Ok(())
+    visit_all(conn, sql, visit).await
 }
 
 /// Up to `limit` segments of `app` holding a record started before `before` (unix µs),
