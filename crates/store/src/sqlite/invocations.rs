@@ -130,8 +130,12 @@ async fn insert_segment<'a>(
         .copied()
         .filter(|(_, r)| ours.contains(&r.record.id))
         .collect();
-    let rows: Vec<_> = kept.iter().map(|&n| stored(n)).collect();
-    segments::write(conn, Some(seg), app, function, &rows).await?;
+    if kept.is_empty() {
+        segments::delete(conn, seg).await?;
+    } else {
+        let rows: Vec<_> = kept.iter().map(|&n| stored(n)).collect();
+        segments::write(conn, Some(seg), app, function, &rows).await?;
+    }
     fresh.extend(kept);
     Ok(())
 }

@@ -10,9 +10,9 @@
 //! `first_seq` grows with `last_seq`.
 
 use super::util::{col, corrupt, db, to_json, ts_from_db, ts_to_db};
-use arcus_core::Result;
 use arcus_core::model::Timestamp;
 use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
+use arcus_core::{Error, Result};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{Sqlite, SqliteRow};
@@ -199,8 +199,8 @@ fn decode(row: &SqliteRow) -> Result<Segment> {
     })
 }
 
-/// Writes `records` (one function's, in seq order, at most [`RECORDS_PER_SEGMENT`]) as
-/// a new segment, or as the new content of segment `seg`; with none, deletes `seg`.
+/// Writes `records` (one function's, in seq order, at least one and at most
+/// [`RECORDS_PER_SEGMENT`]) as a new segment, or as the new content of segment `seg`.
 /// Returns the segment's rowid.
 pub(super) async fn write(
     conn: &mut SqliteConnection,
@@ -210,14 +210,7 @@ pub(super) async fn write(
     records: &[(i64, &InvocationRecord, Option<Platform>)],
 ) -> Result<i64> {
     let (Some(first), Some(last)) = (records.first(), records.last()) else {
-        if let Some(seg) = seg {
-            sqlx::query("DELETE FROM invocation_segments WHERE seg = ?")
-                .bind(seg)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-        }
-        return Ok(seg.unwrap_or(0));
+        return Err(Error::internal("an empty segment cannot be written"));
     };
     let wires: Vec<Wire<&str>> = records
         .iter()
@@ -427,14 +420,25 @@ pub(super) async fn remove(
         q.push(")");
         q.build().execute(&mut *conn).await.map_err(db)?;
     }
+    let Some(first) = kept.first() else {
+        return delete(conn, seg).await;
+    };
     let rows: Vec<_> = kept
         .iter()
         .map(|r| (r.seq, &r.record, r.platform))
         .collect();
-    let (app, function) = kept.first().map_or(("", ""), |r| {
-        (r.record.app.as_str(), r.record.function.as_str())
-    });
+    let (app, function) = (&first.record.app, &first.record.function);
     write(conn, Some(seg), app, function, &rows).await.map(drop)
+}
+
+/// Deletes segment `seg` (not the id entries of its records).
+pub(super) async fn delete(conn: &mut SqliteConnection, seg: i64) -> Result<()> {
+    sqlx::query("DELETE FROM invocation_segments WHERE seg = ?")
+        .bind(seg)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 /// Deletes the segments `segs_sql` selects (`SELECT seg ...`, its `?`s bound to `args`
