@@ -219,6 +219,7 @@ async fn stats_query(n: usize) -> Result<StatsTimes> {
                 record: record(i, now, span_us, n),
                 lines: Vec::new(),
                 platform_lines: true,
+                init_lines: 0,
             })
             .collect();
         store.insert_invocations(&batch).await?;

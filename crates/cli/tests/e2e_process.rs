@@ -74,7 +74,13 @@ async fn python_handlers_follow_the_lambda_contract() {
     node.create_app("py").await;
     let code = fixtures::handler_zip("python");
     let mut spec = py("echo", "handler");
-    spec.env = Some([("GREETING".to_string(), "hi".to_string())].into());
+    spec.env = Some(
+        [
+            ("GREETING".to_string(), "hi".to_string()),
+            ("SAY_AT_IMPORT".to_string(), "importing app".to_string()),
+        ]
+        .into(),
+    );
     spec.memory_mb = Some(256);
     node.deploy_code("py", spec, code.clone()).await;
 
@@ -122,8 +128,11 @@ async fn python_handlers_follow_the_lambda_contract() {
     let text = lines.join("\n");
     assert!(text.contains("stdout: hello from python 1"), "{text}");
     assert!(text.contains("stderr: a line on stderr"), "{text}");
+    // What the module printed while the instance started comes before START, as in
+    // Lambda; the handler's lines after it.
+    assert_eq!(lines[0], "stdout: importing app", "{text}");
     assert!(
-        lines[0].starts_with("platform: START RequestId: "),
+        lines[1].starts_with("platform: START RequestId: "),
         "{text}"
     );
     let report = lines.iter().find(|l| l.contains("REPORT")).unwrap();

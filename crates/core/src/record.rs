@@ -171,9 +171,11 @@ pub struct CapturedLine {
 /// What the recorder hands the store for one invocation: its record and its lines.
 ///
 /// With `platform_lines`, the store also shows Lambda's `START`, `END` and `REPORT`
-/// lines for it, derived from the record when logs are read (ADR 0019): before the
-/// captured lines, `START` at `started_at`; after them, `END` and `REPORT` at its end
-/// (`started_at + duration_us`, never before its last line).
+/// lines for it, derived from the record when logs are read (ADR 0019): `START` after
+/// the lines its instance printed while starting (the first `init_lines`) and before
+/// the others, at `started_at` or that last start-up line's time if later; after them,
+/// `END` and `REPORT` at its end (`started_at + duration_us`, never before its last
+/// line).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedInvocation {
     /// The record.
@@ -183,6 +185,9 @@ pub struct RecordedInvocation {
     /// Whether it ran (and so has platform lines); `false` for one refused before it
     /// reached an instance.
     pub platform_lines: bool,
+    /// How many of `lines`, from the first, its instance printed while it started (a
+    /// cold start's init phase): they come before `START`, as in Lambda.
+    pub init_lines: usize,
 }
 
 impl From<InvocationRecord> for RecordedInvocation {
@@ -192,6 +197,7 @@ impl From<InvocationRecord> for RecordedInvocation {
             record,
             lines: Vec::new(),
             platform_lines: false,
+            init_lines: 0,
         }
     }
 }

@@ -271,6 +271,7 @@ fn json_response(status: u16, payload: Bytes) -> http::Response<FnBody> {
 }
 
 fn finish_record(mut pending: PendingRecord, done: ProcessCompletion) {
+    pending.init_lines = done.init_lines;
     let (status, code) = match &done.outcome {
         ProcessOutcome::Ok(_) => (InvocationStatus::Succeeded, None),
         ProcessOutcome::Timeout => (InvocationStatus::TimedOut, Some(ErrorCode::FunctionTimeout)),

@@ -77,6 +77,8 @@ pub(crate) struct PendingRecord {
     pub spans: Option<Box<crate::trace::InvocationSpans>>,
     /// Its `version` metric label (see [`crate::metrics::version_label`]).
     pub version_label: String,
+    /// How many of its lines, from the first, its instance printed while starting.
+    pub init_lines: usize,
 }
 
 impl PendingRecord {
@@ -86,6 +88,7 @@ impl PendingRecord {
             record,
             spans: None,
             version_label,
+            init_lines: 0,
         }
     }
 
@@ -110,7 +113,7 @@ impl PendingRecord {
         r.duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         r.status = status;
         r.error_code = code.map(|c| c.as_str().to_string());
-        let lines = lines
+        let lines: Vec<CapturedLine> = lines
             .into_iter()
             .map(|(stream, timestamp, message)| CapturedLine {
                 stream,
@@ -124,6 +127,7 @@ impl PendingRecord {
         }
         self.recorder.record(RecordedInvocation {
             record: self.record,
+            init_lines: self.init_lines.min(lines.len()),
             lines,
             platform_lines: ran,
         });

@@ -193,6 +193,8 @@ pub struct ProcessCompletion {
     pub outcome: ProcessOutcome,
     /// Output and platform lines of this invocation.
     pub logs: Vec<ProcessLogLine>,
+    /// How many of `logs`, from the first, a new instance printed while it started.
+    pub init_lines: usize,
     /// From handing the event to the runtime to its answer.
     pub duration: Duration,
     /// Whether a new instance had to be started.

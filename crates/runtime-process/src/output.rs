@@ -5,7 +5,9 @@
 //! arrives. The python3 and node bootstraps therefore print an end mark naming the
 //! request ([`end_mark`]) on both streams before they answer; draining an answered
 //! invocation waits (up to [`MARK_WAIT`]) until both readers have seen it, so every
-//! line it printed is attributed to it, not to the next one. Marks are never stored.
+//! line it printed is attributed to it, not to the next one. They also mark the end of
+//! their start-up output with [`INIT_MARK`] before asking for their first event, so a
+//! cold start's output is told from its first invocation's. Marks are never stored.
 
 use crate::ProcessLogLine;
 use arcus_core::model::Timestamp;
@@ -15,6 +17,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::Notify;
 
+/// The id whose end mark the bootstraps print after loading the handler (no request id
+/// looks like it).
+pub const INIT_MARK: &str = "init";
 /// Longest captured output kept between two drains (1 MiB); more is dropped.
 const MAX_BUFFERED_LOG_BYTES: usize = 1024 * 1024;
 /// How long a drain waits for the end marks of an answered invocation.
@@ -75,8 +80,8 @@ impl Output {
     }
 
     /// Takes the output read so far. For an invocation `answered` by a runtime that
-    /// prints end marks, first waits for its marks; otherwise waits a moment for lines
-    /// still in the pipes.
+    /// prints end marks (or [`INIT_MARK`] for start-up output), first waits for its
+    /// marks; otherwise waits a moment for lines still in the pipes.
     pub async fn take(&self, answered: Option<&str>) -> Vec<ProcessLogLine> {
         match answered {
             Some(id) => {

@@ -3,7 +3,7 @@
 //! replace failed ones, and stop idle ones after the idle timeout.
 
 use crate::instance::{Instance, StartFailure};
-use crate::output::platform;
+use crate::output::{INIT_MARK, platform};
 use crate::package::{self, UnpackLimits};
 use crate::sandbox::SandboxSupport;
 use crate::{
@@ -263,6 +263,7 @@ impl Pools {
             Err(StartFailure { outcome, logs }) => {
                 return ProcessCompletion {
                     outcome,
+                    init_lines: logs.len(),
                     logs,
                     duration: Duration::ZERO,
                     cold_start: true,
@@ -272,6 +273,7 @@ impl Pools {
             }
         };
         self.note_target(spec, policy);
+        let init_lines = logs.len();
         let busy = Busy {
             spec: spec.clone(),
             started: instance.started,
@@ -309,6 +311,7 @@ impl Pools {
         ProcessCompletion {
             outcome,
             logs,
+            init_lines,
             duration,
             cold_start: cold,
             init_duration,
@@ -337,7 +340,7 @@ impl Pools {
         }
         let reservation = self.reserve(spec).await?;
         let instance = self.start(spec, reservation).await?;
-        let logs = instance.take_logs(None).await;
+        let logs = instance.take_logs(Some(INIT_MARK)).await;
         Ok((instance, true, logs))
     }
 

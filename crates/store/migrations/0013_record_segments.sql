@@ -3,7 +3,8 @@
 -- id index finds a record's segment. Each record is an array in this order: seq, id,
 -- version, trigger, status, error_code, http_status, duration_us, cold_start,
 -- started_at, memory_mb, egress_bytes, trace_id, init_duration_us, max_memory_mb,
--- log_lines (NULL: no platform lines), ended_at (with platform lines).
+-- log_lines (NULL: no platform lines), ended_at (with platform lines), and, when some
+-- lines come before START, [lines before START, START's time] (absent here).
 
 CREATE TABLE invocation_segments (
     seg         INTEGER PRIMARY KEY,

@@ -73,11 +73,26 @@ fn by_function(batch: &[RecordedInvocation]) -> Vec<Vec<&RecordedInvocation>> {
 
 /// The stored form of a numbered invocation.
 fn stored<'a>((seq, r): Numbered<'a>) -> (i64, &'a InvocationRecord, Option<Platform>) {
+    let started = ts_to_db(r.record.started_at);
+    let before_start = &r.lines[..init_lines(r)];
     let platform = r.platform_lines.then(|| Platform {
         lines: count(r),
         ended_at: ended_at(r),
+        init_lines: i64::try_from(before_start.len()).unwrap_or(i64::MAX),
+        start_at: before_start
+            .last()
+            .map_or(started, |l| started.max(ts_to_db(l.timestamp))),
     });
     (seq, &r.record, platform)
+}
+
+/// How many of its captured lines come before `START`.
+fn init_lines(r: &RecordedInvocation) -> usize {
+    if r.platform_lines {
+        r.init_lines.min(r.lines.len())
+    } else {
+        0
+    }
 }
 
 /// Writes one function's numbered records as a segment with their ids, and adds to
@@ -145,11 +160,17 @@ fn count(r: &RecordedInvocation) -> i64 {
     i64::try_from(r.lines.len()).unwrap_or(i64::MAX)
 }
 
-/// The captured lines of a numbered invocation with their seqs.
+/// The captured lines of a numbered invocation with their seqs (the block's first, or
+/// after `START` from its `init_lines`-th on).
 fn lines_of((seq, r): Numbered<'_>) -> impl Iterator<Item = NewLine<'_>> {
-    let first = seq - count(r) - i64::from(r.platform_lines);
+    let platform = i64::from(r.platform_lines);
+    let first = seq - count(r) - 2 * platform;
+    let init = init_lines(r);
     let rec = &r.record;
-    (first..).zip(&r.lines).map(move |(seq, l)| NewLine {
+    let seqs = (first..)
+        .enumerate()
+        .map(move |(i, s)| s + platform * i64::from(i >= init));
+    seqs.zip(&r.lines).map(move |(seq, l)| NewLine {
         seq,
         invocation_id: &rec.id,
         app: &rec.app,

@@ -118,10 +118,11 @@ fn platform_lines(r: &Stored) -> Vec<LogLine> {
         message,
         trace_id: rec.trace_id.clone(),
     };
+    let start_at = ts_from_db(p.start_at, "start_at").unwrap_or(rec.started_at);
     vec![
         line(
-            r.first_seq(),
-            rec.started_at,
+            r.first_seq() + p.init_lines,
+            start_at,
             format!("START RequestId: {} Version: {version}", rec.id),
         ),
         line(r.seq - 1, ended, format!("END RequestId: {}", rec.id)),

@@ -186,6 +186,7 @@ mod tests {
             record,
             lines: Vec::new(),
             platform_lines: true,
+            init_lines: 0,
         };
         store.insert_invocations(&[new]).await.unwrap();
         let q = LogQuery {

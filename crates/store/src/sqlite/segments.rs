@@ -32,13 +32,19 @@ pub(super) struct Stored {
     pub record: InvocationRecord,
 }
 
-/// Where a record's platform lines are.
+/// Where a record's platform lines are. Its block of seqs: the first `init_lines`
+/// captured lines (printed while its instance started), `START`, the other captured
+/// lines, `END` (seq − 1) and `REPORT` (seq).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Platform {
-    /// Captured lines between `START` (seq − lines − 2) and `END` (seq − 1).
+    /// Captured lines in the block.
     pub lines: i64,
     /// `END`'s and `REPORT`'s capture time, unix µs.
     pub ended_at: i64,
+    /// Captured lines before `START`.
+    pub init_lines: i64,
+    /// `START`'s capture time, unix µs: the start, or the last line before it if later.
+    pub start_at: i64,
 }
 
 impl Stored {
@@ -96,6 +102,10 @@ struct Wire<S>(
     Option<i64>,
     /// ended_at, unix µs (with platform lines)
     Option<i64>,
+    /// lines before `START` and `START`'s time (unix µs), when some lines are before it
+    /// (absent from records of migration 13)
+    #[serde(default)]
+    Option<(i64, i64)>,
 );
 
 impl<'a> Wire<&'a str> {
@@ -118,6 +128,9 @@ impl<'a> Wire<&'a str> {
             r.max_memory_mb,
             platform.map(|p| p.lines),
             platform.map(|p| p.ended_at),
+            platform
+                .filter(|p| p.init_lines > 0)
+                .map(|p| (p.init_lines, p.start_at)),
         )
     }
 }
@@ -142,9 +155,16 @@ impl Wire<String> {
             max_memory_mb,
             lines,
             ended_at,
+            init,
         ) = self;
+        let (init_lines, start_at) = init.unwrap_or((0, started_at));
         let platform = match (lines, ended_at) {
-            (Some(lines), Some(ended_at)) => Some(Platform { lines, ended_at }),
+            (Some(lines), Some(ended_at)) => Some(Platform {
+                lines,
+                ended_at,
+                init_lines,
+                start_at,
+            }),
             (None, _) => None,
             (Some(_), None) => return Err(corrupt("records")),
         };

@@ -66,6 +66,7 @@ conformance!(
     platform_line_filters,
     platform_line_tails,
     platform_line_retries,
+    platform_lines_after_start_up_output,
     records_in_volume,
     logs_in_volume,
     record_purge_in_volume,

@@ -224,6 +224,7 @@ async function assigned() {
 async function main() {
   await assigned();
   const fn = await loadHandler(process.env._HANDLER || '');
+  end('init'); // what the module printed while loading is start-up output
   for (;;) {
     const res = await request('GET', '/invocation/next');
     if (res.status !== 200) {

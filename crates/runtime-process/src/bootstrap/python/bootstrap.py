@@ -243,6 +243,7 @@ def main():
     _assigned(conn)
     _paths()
     handler = _load(conn, os.environ.get("_HANDLER", ""))
+    _end("init")  # what the module printed at import is start-up output
     while True:
         status, headers, event = conn.request("GET", "/invocation/next")
         if status != 200:

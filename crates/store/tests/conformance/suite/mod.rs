@@ -36,7 +36,8 @@ pub use events::{
 };
 pub use logs::{log_queries, log_retention, log_tails};
 pub use platform_lines::{
-    platform_line_filters, platform_line_retries, platform_line_tails, platform_lines_from_records,
+    platform_line_filters, platform_line_retries, platform_line_tails,
+    platform_lines_after_start_up_output, platform_lines_from_records,
 };
 pub use records::{invocation_records, log_lines, settings};
 pub use secrets::{secrets, secrets_deleted_with_app, secrets_per_app_limit};

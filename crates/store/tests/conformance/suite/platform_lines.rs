@@ -20,6 +20,7 @@ fn ran(record: InvocationRecord, lines: Vec<CapturedLine>) -> RecordedInvocation
         record,
         lines,
         platform_lines: true,
+        init_lines: 0,
     }
 }
 
@@ -285,4 +286,55 @@ pub async fn platform_line_retries(s: &dyn Store) {
     assert_eq!(tail.lines[0].message, "loose line");
     assert_eq!(tail.lines[1].message, "START RequestId: i4 Version: 3");
     assert!(tail.lines[0].seq > last);
+}
+
+/// Lines an instance printed while it started (a cold start's first `init_lines`) come
+/// before `START`, which is at the last of them when that is after the invocation's
+/// start; the block's seqs stay consecutive in that order.
+pub async fn platform_lines_after_start_up_output(s: &dyn Store) {
+    app_with_function(s, "a", "f").await;
+    let mut cold = ran(
+        invocation("c1", "a", "f", 10),
+        vec![
+            captured(LogStream::Stdout, 11, "booting"),
+            captured(LogStream::Stderr, 12, "ready"),
+            captured(LogStream::Stdout, 12, "handling"),
+        ],
+    );
+    cold.init_lines = 2;
+    cold.record.duration_us = 5_000_000;
+    s.insert_invocations(&[cold]).await.unwrap();
+    let mut lines = s.query_logs("a", &everything()).await.unwrap().items;
+    lines.reverse();
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| l.message.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "booting",
+            "ready",
+            "START RequestId: c1 Version: 3",
+            "handling",
+            "END RequestId: c1",
+            "REPORT RequestId: c1",
+        ]
+    );
+    assert!(
+        lines.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "{lines:?}"
+    );
+    assert_eq!(lines[2].timestamp, at(12));
+    assert_eq!(lines[4].timestamp, at(15));
+    let tail = s
+        .tail_logs("a", &LogQuery::default(), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(tail.lines, lines);
+    let after_ready = s
+        .tail_logs("a", &LogQuery::default(), lines[1].seq, 100)
+        .await
+        .unwrap();
+    assert_eq!(after_ready.lines, lines[2..]);
 }

@@ -12,8 +12,8 @@ const BATCHES: i64 = 3;
 const PER_BATCH: i64 = 400;
 
 /// Invocation `n`: of `g` every third, else of `f`; starts a permutation of 0..600 s
-/// (each twice), every fifth failed, every other one ran (platform lines) and every
-/// seventh printed two lines.
+/// (each twice), every fifth failed, every other one ran (platform lines), every
+/// seventh printed two lines, the first of them before `START` every fourth.
 fn nth(n: i64) -> RecordedInvocation {
     let f = if n % 3 == 0 { "g" } else { "f" };
     let secs = (n * 7919) % (BATCHES * PER_BATCH / 2);
@@ -38,6 +38,7 @@ fn nth(n: i64) -> RecordedInvocation {
         record: r,
         lines,
         platform_lines: n % 2 == 0,
+        init_lines: usize::from(n % 4 == 0),
     }
 }
 
