@@ -14,7 +14,8 @@ use sqlx::{QueryBuilder, SqliteConnection};
 use std::collections::{HashMap, HashSet};
 
 /// One invocation of a batch with its reserved record seq: the last of its block of
-/// seqs (`START`, its lines, `END`, `REPORT`; just its lines without platform lines).
+/// seqs (its start-up lines, `START`, its other lines, `END`, `REPORT`; just its lines
+/// without platform lines).
 type Numbered<'a> = (i64, &'a RecordedInvocation);
 
 /// Inserts a batch inside the caller's transaction: keeps the first of each id, groups

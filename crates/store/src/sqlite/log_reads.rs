@@ -3,8 +3,9 @@
 //! page's limit) with the `START`, `END` and `REPORT` lines derived from records (ADR
 //! 0019), read from the segments that can hold matching ones (ADR 0020).
 //!
-//! A recorded invocation's seqs form one block: `START` (record seq − lines − 2), its
-//! stored lines, `END` (record seq − 1), `REPORT` (the record's seq).
+//! A recorded invocation's seqs form one block from record seq − lines − 2: the lines
+//! its instance printed while starting, `START`, its other stored lines, `END` (record
+//! seq − 1), `REPORT` (the record's seq).
 
 use super::logs::{last_seq, seq_to_db};
 use super::records::DEFAULT_LIMIT;
