@@ -44,6 +44,8 @@ pub struct Config {
     pub previous_secret_keys: Vec<arcus_engine::SecretKey>,
     /// Invocation records and logs are written (default true).
     pub records: bool,
+    /// Time between two retention passes (default 5 min).
+    pub retention_interval: Duration,
     /// Metrics are kept and `/metrics` served (default true).
     pub metrics: bool,
 }
@@ -171,6 +173,7 @@ impl Config {
             autoscale_window: s.autoscale_window,
             records: s.records,
             metrics: s.metrics,
+            retention_interval: s.retention_interval,
         })
     }
 }
@@ -240,8 +243,14 @@ mod tests {
     fn observability_is_on_unless_switched_off() {
         let c = Config::load(Overrides::default()).unwrap();
         assert!(c.records && c.metrics);
-        let c = with_file("[observability]\nrecords = false\n").unwrap();
+        assert_eq!(c.retention_interval, Duration::from_secs(300));
+        let c = with_file("[observability]\nrecords = false\nretention_interval_s = 60\n").unwrap();
         assert!(!c.records && c.metrics);
+        assert_eq!(c.retention_interval, Duration::from_secs(60));
+        let e = with_file("[observability]\nretention_interval_s = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("observability.retention_interval_s"), "{e}");
         let e = with_file("[observability]\nlogs = false\n")
             .unwrap_err()
             .to_string();

@@ -74,6 +74,9 @@ pub struct ObservabilityFileConfig {
     pub records: Option<bool>,
     /// Keep Prometheus metrics and serve `/metrics`.
     pub metrics: Option<bool>,
+    /// Seconds between two retention passes (logs, records, rollups, audit); default
+    /// 300, 10–86,400.
+    pub retention_interval_s: Option<u64>,
 }
 
 /// `[autoscale]` section.
@@ -310,6 +313,8 @@ pub struct Settings {
     pub records: bool,
     /// Metrics are kept and `/metrics` served.
     pub metrics: bool,
+    /// Time between two retention passes.
+    pub retention_interval: Duration,
 }
 
 /// Parses the text of a config file (unknown keys are errors naming them).
@@ -371,6 +376,12 @@ pub fn validate(f: &FileConfig, o: &Overrides, d: &EngineDefaults) -> Result<Set
         6,
         3600,
     )?;
+    let retention_interval_s = in_range(
+        "observability.retention_interval_s",
+        f.observability.retention_interval_s.unwrap_or(300),
+        10,
+        86_400,
+    )?;
     let data_dir = o
         .data_dir
         .clone()
@@ -394,6 +405,7 @@ pub fn validate(f: &FileConfig, o: &Overrides, d: &EngineDefaults) -> Result<Set
         process: process(&f.process)?,
         records: f.observability.records.unwrap_or(true),
         metrics: f.observability.metrics.unwrap_or(true),
+        retention_interval: Duration::from_secs(retention_interval_s),
     })
 }
 

@@ -85,6 +85,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             node_id: node_id(data)?,
             spans,
             records: config.records,
+            retention_interval: config.retention_interval,
         },
     );
     engine.set_publisher(Arc::new(arcus_triggers::Publishers::new()));

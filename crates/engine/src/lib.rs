@@ -61,6 +61,8 @@ pub struct EngineConfig {
     /// Whether invocation records and log lines are written (default true; off, they
     /// are dropped when the invocation ends).
     pub records: bool,
+    /// Time between two retention passes (default 5 min).
+    pub retention_interval: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +75,7 @@ impl Default for EngineConfig {
             node_id: uuid::Uuid::new_v4().to_string(),
             spans: trace::Spans::default(),
             records: true,
+            retention_interval: logs::RETENTION_INTERVAL,
         }
     }
 }
@@ -128,7 +131,7 @@ impl Engine {
         });
         lifecycle::start(&inner, config.autoscale_window);
         events::start(&inner);
-        logs::start_retention(&inner);
+        logs::start_retention(&inner, config.retention_interval);
         Self { inner }
     }
 

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 /// How long a caught-up follower waits before reading the store again without being
 /// woken (lines written by other nodes, or a missed wake-up).
 pub const FOLLOW_POLL: Duration = Duration::from_secs(1);
-/// How often the retention task runs.
+/// How often the retention task runs by default.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(300);
 /// Rows one retention transaction deletes at most (so writers wait little).
 pub const RETENTION_BATCH: u32 = 5_000;
@@ -155,13 +155,13 @@ impl Engine {
     }
 }
 
-/// Starts the retention task: a pass every [`RETENTION_INTERVAL`] (the first one a
-/// minute after start); it ends when the engine is dropped.
-pub(crate) fn start_retention(inner: &Arc<Inner>) {
+/// Starts the retention task: a pass every `interval` (the first one after a minute, or
+/// after `interval` when that is shorter); it ends when the engine is dropped.
+pub(crate) fn start_retention(inner: &Arc<Inner>, interval: Duration) {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     tokio::spawn(async move {
-        let first = tokio::time::Instant::now() + Duration::from_secs(60);
-        let mut tick = tokio::time::interval_at(first, RETENTION_INTERVAL);
+        let first = tokio::time::Instant::now() + interval.min(Duration::from_secs(60));
+        let mut tick = tokio::time::interval_at(first, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

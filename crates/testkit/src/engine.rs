@@ -31,6 +31,11 @@ pub async fn engine() -> (Engine, TempDir) {
 /// Builds an engine on an existing data directory (e.g. to reopen one after a restart).
 /// Panics on any set-up failure.
 pub async fn engine_in(root: &Path) -> Engine {
+    engine_with(root, EngineConfig::default()).await
+}
+
+/// Builds an engine with `config` on an existing data directory, as [`engine_in`].
+pub async fn engine_with(root: &Path, config: EngineConfig) -> Engine {
     let store = SqliteStore::open(&root.join("arcus.db"))
         .await
         .expect("open sqlite store");
@@ -43,13 +48,7 @@ pub async fn engine_in(root: &Path) -> Engine {
     let process = ProcessRuntime::new(process_config(root))
         .map_err(|e| eprintln!("testkit: process runtimes unavailable: {e}"))
         .ok();
-    Engine::new(
-        Arc::new(store),
-        Arc::new(blobs),
-        wasm,
-        process,
-        EngineConfig::default(),
-    )
+    Engine::new(Arc::new(store), Arc::new(blobs), wasm, process, config)
 }
 
 /// The process-runtime settings of a test node under `root`: the machine's Debian

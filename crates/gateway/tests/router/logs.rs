@@ -229,6 +229,42 @@ async fn retention_deletes_by_age_and_size_per_app() {
     assert_eq!(h.engine.enforce_retention(now).await.unwrap(), (0, 0));
 }
 
+/// The background task runs a pass every `retention_interval`: an old line of a
+/// node with a short interval goes without anyone calling `enforce_retention`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_task_runs_at_the_configured_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = arcus_engine::EngineConfig {
+        retention_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let engine = arcus_testkit::engine::engine_with(dir.path(), config).await;
+    let store = engine.store();
+    store
+        .create_app(&arcus_core::model::App {
+            name: "app".into(),
+            description: String::new(),
+            quotas: Default::default(),
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let old = time::OffsetDateTime::now_utc() - time::Duration::days(8);
+    store
+        .insert_logs(&[old_line("app", "f", old, "eight days old")])
+        .await
+        .unwrap();
+    assert_eq!(store.log_bytes("app").await.unwrap(), 14);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.log_bytes("app").await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retention pass in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_drops_minute_rollups_after_two_days_and_keeps_hour_ones() {
     use arcus_core::record::{InvocationRecord, InvocationStatus, TriggerKind};
