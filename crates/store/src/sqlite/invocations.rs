@@ -4,7 +4,7 @@
 use super::logs::{self, NewLine, seq_to_db};
 use super::records::{DEFAULT_LIMIT, insert_chunks};
 use super::rollups;
-use super::segments::{self, Bounds, Key, Platform, RECORDS_PER_SEGMENT, Stored};
+use super::segments::{self, Bounds, Key, Platform, RECORDS_PER_SEGMENT, Stored, View};
 use super::util::{db, require_scope, ts_to_db, u64_to_db};
 use arcus_core::record::{InvocationRecord, RecordedInvocation};
 use arcus_core::stats::{Cursor, InvocationQuery, Page};
@@ -194,9 +194,10 @@ fn ended_at(r: &RecordedInvocation) -> i64 {
 
 /// One record by invocation id; `invocation_not_found`.
 pub(super) async fn get(conn: &mut SqliteConnection, id: &str) -> Result<InvocationRecord> {
-    let found = segments::by_id(conn, id)
-        .await?
-        .and_then(|s| s.records.into_iter().find(|r| r.record.id == id));
+    let found = match segments::by_id(conn, id).await? {
+        Some(seg) => seg.records_where(|v| v.id == id)?.pop(),
+        None => None,
+    };
     found.map(|r| r.record).ok_or_else(|| {
         Error::new(
             ErrorCode::InvocationNotFound,
@@ -205,21 +206,21 @@ pub(super) async fn get(conn: &mut SqliteConnection, id: &str) -> Result<Invocat
     })
 }
 
-/// Whether a record passes the filters of `q` other than the cursor and the id.
-fn matches(q: &InvocationQuery, r: &Stored) -> bool {
-    let rec = &r.record;
-    let started = r.started();
-    q.version.is_none_or(|v| rec.version == Some(v))
-        && q.status.is_none_or(|s| rec.status == s)
-        && q.trigger.is_none_or(|t| rec.trigger == t)
-        && q.cold_start.is_none_or(|c| rec.cold_start == c)
+/// Whether a record passes the filters of `q` other than app and function.
+fn matches(q: &InvocationQuery, v: &View<'_>) -> bool {
+    let started = v.started;
+    q.id.as_deref().is_none_or(|id| v.id == id)
+        && q.version.is_none_or(|x| v.version == Some(x))
+        && q.status.is_none_or(|s| v.status == s.as_str())
+        && q.trigger.is_none_or(|t| v.trigger == t.as_str())
+        && q.cold_start.is_none_or(|c| v.cold_start == c)
         && q.error_code
-            .as_ref()
-            .is_none_or(|c| rec.error_code.as_ref() == Some(c))
+            .as_deref()
+            .is_none_or(|c| v.error_code == Some(c))
         && q.since.is_none_or(|t| started >= ts_to_db(t))
         && q.until.is_none_or(|t| started < ts_to_db(t))
         && q.cursor
-            .is_none_or(|c| (started, r.seq) < (c.time_us, c.seq))
+            .is_none_or(|c| (started, v.seq) < (c.time_us, c.seq))
 }
 
 /// A page of an app's records matching `q`, newest first (start time, then seq).
@@ -235,15 +236,12 @@ pub(super) async fn query(
     require_scope(conn, app, q.function.as_deref()).await?;
     let limit = if q.limit == 0 { DEFAULT_LIMIT } else { q.limit } as usize;
     let mut found: Vec<Stored> = Vec::new();
-    let keep =
-        |r: &Stored| q.function.as_ref().is_none_or(|f| r.record.function == *f) && matches(q, r);
     if let Some(id) = &q.id {
-        if let Some(seg) = segments::by_id(conn, id).await? {
-            found.extend(
-                seg.records
-                    .into_iter()
-                    .filter(|r| r.record.id == *id && r.record.app == app && keep(r)),
-            );
+        if let Some(seg) = segments::by_id(conn, id).await?
+            && seg.app == app
+            && q.function.as_ref().is_none_or(|f| seg.function == *f)
+        {
+            found = seg.records_where(|v| matches(q, v))?;
         }
     } else {
         let bounds = Bounds::listing(
@@ -256,7 +254,7 @@ pub(super) async fn query(
             if found.len() > limit && found.last().is_some_and(|r| seg.key < r.started()) {
                 return Ok(false);
             }
-            found.extend(seg.records.into_iter().filter(|r| keep(r)));
+            found.extend(seg.records_where(|v| matches(q, v))?);
             found.sort_unstable_by_key(|r| std::cmp::Reverse((r.started(), r.seq)));
             found.truncate(limit + 1);
             Ok(true)

@@ -181,7 +181,7 @@ async fn derived_newest(
     };
     if let Some(id) = &q.invocation_id {
         if let Some(seg) = segments::by_id(conn, id).await? {
-            take(seg.records, &mut found);
+            take(seg.records()?, &mut found);
         }
         return Ok(found);
     }
@@ -199,7 +199,7 @@ async fn derived_newest(
         {
             return Ok(false);
         }
-        take(seg.records, &mut found);
+        take(seg.records()?, &mut found);
         Ok(true)
     })
     .await?;
@@ -281,7 +281,7 @@ pub(super) async fn tail(
                 return Ok(false);
             }
             lines.extend(
-                seg.records
+                seg.records()?
                     .iter()
                     .filter(|r| r.seq > low && r.seq <= high)
                     .flat_map(platform_lines)
@@ -314,7 +314,7 @@ async fn window_end(conn: &mut SqliteConnection, app: &str, after: u64, last: u6
     let mut next = None;
     segments::after_seq(conn, app, None, high, |seg| {
         next = seg
-            .records
+            .records()?
             .iter()
             .find(|r| r.platform.is_some() && r.seq > high)
             .map(|r| (r.first_seq(), r.seq));

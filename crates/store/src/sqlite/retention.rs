@@ -99,8 +99,10 @@ pub(super) async fn purge_invocations(
         if room == 0 {
             break;
         }
-        let (mut gone, kept): (Vec<Stored>, Vec<Stored>) =
-            seg.records.into_iter().partition(|r| r.started() < cutoff);
+        let (mut gone, kept): (Vec<Stored>, Vec<Stored>) = seg
+            .records()?
+            .into_iter()
+            .partition(|r| r.started() < cutoff);
         gone.sort_by_key(Stored::started);
         let mut kept = kept;
         if gone.len() > room {

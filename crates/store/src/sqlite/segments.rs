@@ -17,6 +17,7 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{QueryBuilder, SqliteConnection};
+use std::borrow::Cow;
 
 /// Records per segment, at most: bounds what a read decodes to find a few records.
 pub(super) const RECORDS_PER_SEGMENT: usize = 256;
@@ -135,7 +136,62 @@ impl<'a> Wire<&'a str> {
     }
 }
 
-impl Wire<String> {
+/// A string of a segment's JSON: borrowed from the text unless it has escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+impl Text<'_> {
+    fn owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+/// The fields of a stored record that listings filter on, read without copying.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct View<'a> {
+    pub seq: i64,
+    pub id: &'a str,
+    pub version: Option<u32>,
+    pub trigger: &'a str,
+    pub status: &'a str,
+    pub error_code: Option<&'a str>,
+    pub cold_start: bool,
+    /// Start time, unix µs.
+    pub started: i64,
+}
+
+impl<'a> Wire<Text<'a>> {
+    fn view(&self) -> View<'_> {
+        View {
+            seq: self.0,
+            id: &self.1.0,
+            version: self.2,
+            trigger: &self.3.0,
+            status: &self.4.0,
+            error_code: self.5.as_ref().map(|t| &*t.0),
+            cold_start: self.8,
+            started: self.9,
+        }
+    }
+
     fn into_stored(self, app: &str, function: &str) -> Result<Stored> {
         let Wire(
             seq,
@@ -172,19 +228,19 @@ impl Wire<String> {
             seq,
             platform,
             record: InvocationRecord {
-                id,
+                id: id.owned(),
                 app: app.to_string(),
                 function: function.to_string(),
                 version,
-                trigger: TriggerKind::parse(&trigger).ok_or_else(|| corrupt("trigger"))?,
-                status: InvocationStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
-                error_code,
+                trigger: TriggerKind::parse(&trigger.0).ok_or_else(|| corrupt("trigger"))?,
+                status: InvocationStatus::parse(&status.0).ok_or_else(|| corrupt("status"))?,
+                error_code: error_code.map(Text::owned),
                 http_status,
                 duration_us,
                 cold_start,
                 memory_mb,
                 egress_bytes,
-                trace_id,
+                trace_id: trace_id.map(Text::owned),
                 started_at: ts_from_db(started_at, "started_at")?,
                 init_duration_us,
                 max_memory_mb,
@@ -193,29 +249,46 @@ impl Wire<String> {
     }
 }
 
-/// One stored segment, decoded.
+/// One stored segment as read; its records are decoded on demand.
 #[derive(Debug)]
 pub(super) struct Segment {
     /// Its rowid.
     pub seg: i64,
     /// The key the read that found it orders by.
     pub key: i64,
+    /// Its app.
+    pub app: String,
+    /// Its function.
+    pub function: String,
+    /// Its records' JSON.
+    text: String,
+}
+
+impl Segment {
     /// Its records in seq order.
-    pub records: Vec<Stored>,
+    pub fn records(&self) -> Result<Vec<Stored>> {
+        self.records_where(|_| true)
+    }
+
+    /// Its records that pass `keep`, in seq order: only those are copied out.
+    pub fn records_where(&self, keep: impl Fn(&View<'_>) -> bool) -> Result<Vec<Stored>> {
+        let wires: Vec<Wire<Text<'_>>> =
+            serde_json::from_str(&self.text).map_err(|_| corrupt("records"))?;
+        wires
+            .into_iter()
+            .filter(|w| keep(&w.view()))
+            .map(|w| w.into_stored(&self.app, &self.function))
+            .collect()
+    }
 }
 
 fn decode(row: &SqliteRow) -> Result<Segment> {
-    let app: String = col(row, "app")?;
-    let function: String = col(row, "function")?;
-    let text: String = col(row, "records")?;
-    let wires: Vec<Wire<String>> = serde_json::from_str(&text).map_err(|_| corrupt("records"))?;
     Ok(Segment {
         seg: col(row, "seg")?,
         key: col(row, "k")?,
-        records: wires
-            .into_iter()
-            .map(|w| w.into_stored(&app, &function))
-            .collect::<Result<_>>()?,
+        app: col(row, "app")?,
+        function: col(row, "function")?,
+        text: col(row, "records")?,
     })
 }
 
