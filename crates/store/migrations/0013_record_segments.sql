@@ -18,7 +18,6 @@ CREATE TABLE invocation_segments (
     max_started BIGINT  NOT NULL,
     -- The newest END of its records with platform lines; NULL when none has them.
     max_ended   BIGINT,
-    count       INTEGER NOT NULL,
     records     TEXT    NOT NULL
 );
 
@@ -30,13 +29,11 @@ CREATE TABLE invocation_ids (
 -- Records written before: one segment each (keyed by the record's seq), so their
 -- seqs keep the blocks they had.
 INSERT INTO invocation_segments
-    (seg, app, function, first_seq, last_seq, min_started, max_started, max_ended, count,
-     records)
+    (seg, app, function, first_seq, last_seq, min_started, max_started, max_ended, records)
 SELECT seq, app, function,
        CASE WHEN log_lines IS NULL THEN seq ELSE seq - log_lines - 2 END,
        seq, started_at, started_at,
        CASE WHEN log_lines IS NULL THEN NULL ELSE ended_at END,
-       1,
        json_array(json_array(seq, id, version, trigger_kind, status, error_code,
            http_status, duration_us, json(CASE WHEN cold_start THEN 'true' ELSE 'false' END),
            started_at, memory_mb, egress_bytes, trace_id, init_duration_us, max_memory_mb,

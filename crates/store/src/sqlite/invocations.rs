@@ -104,12 +104,11 @@ async fn insert_segment<'a>(
     numbered: &[Numbered<'a>],
     fresh: &mut Vec<Numbered<'a>>,
 ) -> Result<()> {
-    let Some(&(_, first)) = numbered.first() else {
+    if numbered.is_empty() {
         return Ok(());
-    };
-    let (app, function) = (&first.record.app, &first.record.function);
+    }
     let rows: Vec<_> = numbered.iter().map(|&n| stored(n)).collect();
-    let seg = segments::write(conn, None, app, function, &rows).await?;
+    let seg = segments::write(conn, None, &rows).await?;
     let mut inserted = 0;
     for chunk in insert_chunks(numbered) {
         let mut q = QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO invocation_ids (id, seg) ");
@@ -150,7 +149,7 @@ async fn insert_segment<'a>(
         segments::delete(conn, seg).await?;
     } else {
         let rows: Vec<_> = kept.iter().map(|&n| stored(n)).collect();
-        segments::write(conn, Some(seg), app, function, &rows).await?;
+        segments::write(conn, Some(seg), &rows).await?;
     }
     fresh.extend(kept);
     Ok(())

@@ -99,12 +99,11 @@ pub(super) async fn purge_invocations(
         if room == 0 {
             break;
         }
-        let (mut gone, kept): (Vec<Stored>, Vec<Stored>) = seg
+        let (mut gone, mut kept): (Vec<Stored>, Vec<Stored>) = seg
             .records()?
             .into_iter()
             .partition(|r| r.started() < cutoff);
         gone.sort_by_key(Stored::started);
-        let mut kept = kept;
         if gone.len() > room {
             kept.extend(gone.drain(room..));
             kept.sort_by_key(|r| r.seq);

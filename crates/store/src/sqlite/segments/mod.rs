@@ -74,13 +74,12 @@ fn decode(row: &SqliteRow) -> Result<Segment> {
 pub(super) async fn write(
     conn: &mut SqliteConnection,
     seg: Option<i64>,
-    app: &str,
-    function: &str,
     records: &[(i64, &InvocationRecord, Option<Platform>)],
 ) -> Result<i64> {
     let (Some(first), Some(last)) = (records.first(), records.last()) else {
         return Err(Error::internal("an empty segment cannot be written"));
     };
+    let (app, function) = (&first.1.app, &first.1.function);
     let wires: Vec<Wire<&str>> = records
         .iter()
         .map(|&(seq, r, p)| Wire::of(seq, r, p))
@@ -96,13 +95,13 @@ pub(super) async fn write(
     let sql = match seg {
         None => {
             "INSERT INTO invocation_segments (app, function, first_seq, last_seq, \
-             min_started, max_started, max_ended, count, records) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             min_started, max_started, max_ended, records) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         }
         Some(_) => {
             "UPDATE invocation_segments SET app = ?, function = ?, first_seq = ?, \
-             last_seq = ?, min_started = ?, max_started = ?, max_ended = ?, count = ?, \
-             records = ? WHERE seg = ?"
+             last_seq = ?, min_started = ?, max_started = ?, max_ended = ?, records = ? \
+             WHERE seg = ?"
         }
     };
     let mut q = sqlx::query(sql)
@@ -113,7 +112,6 @@ pub(super) async fn write(
         .bind(min_started)
         .bind(max_started)
         .bind(max_ended)
-        .bind(i64::try_from(records.len()).unwrap_or(i64::MAX))
         .bind(to_json(&wires, "records")?);
     if let Some(seg) = seg {
         q = q.bind(seg);
@@ -289,15 +287,14 @@ pub(super) async fn remove(
         q.push(")");
         q.build().execute(&mut *conn).await.map_err(db)?;
     }
-    let Some(first) = kept.first() else {
+    if kept.is_empty() {
         return delete(conn, seg).await;
-    };
+    }
     let rows: Vec<_> = kept
         .iter()
         .map(|r| (r.seq, &r.record, r.platform))
         .collect();
-    let (app, function) = (&first.record.app, &first.record.function);
-    write(conn, Some(seg), app, function, &rows).await.map(drop)
+    write(conn, Some(seg), &rows).await.map(drop)
 }
 
 /// Deletes segment `seg` (not the id entries of its records).
