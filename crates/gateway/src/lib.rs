@@ -56,17 +56,21 @@ async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> R
     if let Err(e) = s.auth.require_admin(s.engine.store(), &headers).await {
         return e.into_response();
     }
-    match &s.metrics {
-        Some(handle) => (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            handle.render() + &s.engine.gauges().await,
-        )
-            .into_response(),
-        None => error::not_found().await.into_response(),
-    }
+    let Some(handle) = &s.metrics else {
+        return error::not_found().await.into_response();
+    };
+    // The gauges are sampled before the counters are rendered, so whatever state they
+    // show (an event failed, an instance started) is already counted: the other order
+    // lets the store answer with a newer state than the counters rendered before it.
+    let gauges = s.engine.gauges().await;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render() + &gauges,
+    )
+        .into_response()
 }
 
 /// The REST API router (`/api/v1/...`): every route but the OpenAPI document needs a
