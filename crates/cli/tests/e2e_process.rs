@@ -150,6 +150,67 @@ async fn python_handlers_follow_the_lambda_contract() {
     );
 }
 
+/// A pre-warmed instance (min_instances) keeps what it printed while starting for its
+/// first invocation's log, before `START`; that call was warm, so no `Init Duration`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prewarmed_instance_logs_its_start_up_output_before_its_first_start() {
+    use arcus_core::api::InstanceState;
+    use arcus_core::scaling::Scaling;
+    let node = Node::start(bin());
+    node.create_app("warm").await;
+    let mut spec = py("kept", "handler");
+    spec.env = Some([("SAY_AT_IMPORT".to_string(), "importing app".to_string())].into());
+    spec.scaling = Some(Scaling {
+        min_instances: 1,
+        ..Default::default()
+    });
+    node.deploy_code("warm", spec, fixtures::handler_zip("python"))
+        .await;
+    let client = node.client();
+    poll(
+        "the pre-warmed instance",
+        Duration::from_secs(30),
+        || async {
+            let instances = client.list_instances("warm", "kept").await.unwrap();
+            instances
+                .iter()
+                .any(|i| i.state == InstanceState::Idle)
+                .then_some(())
+        },
+    )
+    .await;
+
+    let (status, headers, body) = invoke_api(&node, "warm/kept", json!({"n": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["count"], 1,
+        "the pre-warmed instance served it: {body}"
+    );
+    let id = headers["x-arcus-request-id"].to_str().unwrap().to_string();
+    let lines = wait_logs(&node, "warm/kept", &id).await;
+    let text = lines.join("\n");
+    assert_eq!(lines[0], "stdout: importing app", "{text}");
+    assert_eq!(text.matches("importing app").count(), 1, "{text}");
+    // In write order too (what `logs -f` follows), not only by timestamp.
+    let mut by_seq = logs_of(&node, "warm/kept", &id).await;
+    by_seq.sort_by_key(|l| l["seq"].as_u64().unwrap());
+    let first: Vec<&str> = by_seq[..2]
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(first[0], "importing app", "{by_seq:?}");
+    assert!(first[1].starts_with("START RequestId: "), "{by_seq:?}");
+    let report = lines.iter().find(|l| l.contains("REPORT")).unwrap();
+    assert!(!report.contains("Init Duration"), "{report}");
+
+    // The next call on the same instance has no start-up output left to show.
+    let (_, headers, body) = invoke_api(&node, "warm/kept", json!({"n": 2})).await;
+    assert_eq!(body["count"], 2, "{body}");
+    let id = headers["x-arcus-request-id"].to_str().unwrap().to_string();
+    let lines = wait_logs(&node, "warm/kept", &id).await;
+    assert!(lines[0].starts_with("platform: START"), "{lines:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_events_and_responses_map_like_api_gateway() {
     let node = Node::start(bin());

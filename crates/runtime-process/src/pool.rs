@@ -40,6 +40,9 @@ struct Idle {
     spec: ProcessSpec,
     policy: PoolPolicy,
     instance: Instance,
+    /// What a pre-warmed instance printed while it started, kept for its first
+    /// invocation's log (before its `START`); empty once it has served one.
+    start_up: Vec<ProcessLogLine>,
 }
 
 /// What is known of an instance while it runs an invocation.
@@ -306,6 +309,7 @@ impl Pools {
                 spec: spec.clone(),
                 policy: *policy,
                 instance,
+                start_up: Vec::new(),
             });
         }
         ProcessCompletion {
@@ -319,7 +323,8 @@ impl Pools {
         }
     }
 
-    /// An idle instance of `spec` (warm), or a new one (cold) with its start-up output.
+    /// An idle instance of `spec` (warm), or a new one (cold), with the start-up output
+    /// not yet logged (a new or pre-warmed instance's).
     async fn checkout(
         &self,
         spec: &ProcessSpec,
@@ -334,7 +339,7 @@ impl Pools {
             };
             let Some(mut i) = found else { break };
             if i.instance.is_alive() {
-                return Ok((i.instance, false, Vec::new()));
+                return Ok((i.instance, false, i.start_up));
             }
             i.instance.stop().await;
         }
@@ -520,10 +525,12 @@ impl Pools {
         };
         match self.start(spec, reservation).await {
             Ok(instance) => {
+                let start_up = instance.take_logs(Some(INIT_MARK)).await;
                 lock(&self.idle).push(Idle {
                     spec: spec.clone(),
                     policy: *policy,
                     instance,
+                    start_up,
                 });
                 true
             }
