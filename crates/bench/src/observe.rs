@@ -18,7 +18,7 @@ use arcus_core::api::CreateFunction;
 use arcus_core::model::{App, Timestamp};
 use arcus_core::record::{InvocationRecord, InvocationStatus, RecordedInvocation, TriggerKind};
 use arcus_core::stats::{InvocationQuery, RollupQuery, StatsView, StatsWindow};
-use arcus_core::store::Store;
+use arcus_core::store::{LogQuery, Store};
 use arcus_store::SqliteStore;
 use bytes::Bytes;
 use std::fmt::Write;
@@ -62,8 +62,8 @@ pub struct Measured {
     stats_ms: Vec<(StatsWindow, f64)>,
     /// Median milliseconds of the raw aggregate.
     raw_ms: f64,
-    /// Median milliseconds of record listings over the same records (what
-    /// `GET …/invocations` runs), by description.
+    /// Median milliseconds of record and log listings over the same records (what
+    /// `GET …/invocations` and `GET …/logs` run), by description.
     listings: Vec<(&'static str, f64)>,
 }
 
@@ -252,7 +252,8 @@ async fn stats_query(n: usize) -> Result<StatsTimes> {
 }
 
 /// Median milliseconds of record listings of the bench app (its records are all of one
-/// function): the newest page, and a filter no record matches (every record is read).
+/// function): the newest page, a filter no record matches (every record is read), and
+/// a log text search no line matches.
 async fn listings(store: &SqliteStore) -> Result<Vec<(&'static str, f64)>> {
     let newest = InvocationQuery::default();
     let none = InvocationQuery {
@@ -272,6 +273,18 @@ async fn listings(store: &SqliteStore) -> Result<Vec<(&'static str, f64)>> {
         }
         out.push((label, median(ms)));
     }
+    // Every record's START, END and REPORT are derived and searched.
+    let text = LogQuery {
+        text: Some("no such text".into()),
+        ..LogQuery::default()
+    };
+    let mut ms = Vec::with_capacity(3);
+    for _ in 0..3 {
+        let t = Instant::now();
+        std::hint::black_box(store.query_logs("bench", &text).await?);
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    out.push(("GET …/logs?text=… (matches none)", median(ms)));
     Ok(out)
 }
 

@@ -12,7 +12,7 @@ use super::records::DEFAULT_LIMIT;
 use super::segments::{self, Bounds, Key, Stored};
 use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use arcus_core::Result;
-use arcus_core::record::{LogLine, LogStream};
+use arcus_core::record::{InvocationRecord, LogLine, LogStream};
 use arcus_core::stats::{Cursor, Page};
 use arcus_core::store::{LogQuery, LogTail};
 use sqlx::sqlite::{Sqlite, SqliteRow};
@@ -86,62 +86,83 @@ fn ms(us: u64) -> String {
     format!("{}.{:02}", r / 1000, r / 10 % 100)
 }
 
-/// The `START`, `END` and `REPORT` lines of a record with platform lines.
-fn platform_lines(r: &Stored) -> Vec<LogLine> {
-    let Some(p) = r.platform else {
-        return Vec::new();
-    };
-    let rec = &r.record;
-    let version = rec
-        .version
-        .map_or_else(|| "$LATEST".to_string(), |v| v.to_string());
-    let mut report = format!(
-        "REPORT RequestId: {}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
-        rec.id,
-        ms(rec.duration_us),
-        rec.billed_ms().max(1),
-        rec.memory_mb
-    );
-    if let Some(m) = rec.max_memory_mb {
-        report.push_str(&format!("\tMax Memory Used: {m} MB"));
-    }
-    if let Some(init) = rec.init_duration_us {
-        report.push_str(&format!("\tInit Duration: {} ms", ms(init)));
-    }
-    let ended = ts_from_db(p.ended_at, "ended_at").unwrap_or(rec.started_at);
-    let line = |seq: i64, timestamp, message| LogLine {
-        seq: u64::try_from(seq).unwrap_or(0),
-        invocation_id: rec.id.clone(),
-        app: rec.app.clone(),
-        function: rec.function.clone(),
-        stream: LogStream::Platform,
-        timestamp,
-        message,
-        trace_id: rec.trace_id.clone(),
-    };
-    let start_at = ts_from_db(p.start_at, "start_at").unwrap_or(rec.started_at);
-    vec![
-        line(
-            r.first_seq() + p.init_lines,
-            start_at,
-            format!("START RequestId: {} Version: {version}", rec.id),
-        ),
-        line(r.seq - 1, ended, format!("END RequestId: {}", rec.id)),
-        line(r.seq, ended, report),
-    ]
+/// One of a record's derived platform lines.
+#[derive(Clone, Copy)]
+enum Derived {
+    Start,
+    End,
+    Report,
 }
 
-/// Whether a derived line passes the filters of `q` other than the cursor.
-fn derived_matches(q: &LogQuery, l: &LogLine) -> bool {
-    q.function.as_ref().is_none_or(|f| l.function == *f)
-        && q.invocation_id
+/// The text of a record's derived line `kind`.
+fn message(rec: &InvocationRecord, kind: Derived) -> String {
+    match kind {
+        Derived::Start => {
+            let version = rec
+                .version
+                .map_or_else(|| "$LATEST".to_string(), |v| v.to_string());
+            format!("START RequestId: {} Version: {version}", rec.id)
+        }
+        Derived::End => format!("END RequestId: {}", rec.id),
+        Derived::Report => {
+            let mut report = format!(
+                "REPORT RequestId: {}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
+                rec.id,
+                ms(rec.duration_us),
+                rec.billed_ms().max(1),
+                rec.memory_mb
+            );
+            if let Some(m) = rec.max_memory_mb {
+                report.push_str(&format!("\tMax Memory Used: {m} MB"));
+            }
+            if let Some(init) = rec.init_duration_us {
+                report.push_str(&format!("\tInit Duration: {} ms", ms(init)));
+            }
+            report
+        }
+    }
+}
+
+/// The `START`, `END` and `REPORT` lines of a record that pass the filters of `q`
+/// other than the cursor, and `keep` (given a line's seq and capture time, unix µs).
+/// Lines are checked by record, seq and time before their text is formatted, and by
+/// text before they are built, so a scan that keeps few costs little per record.
+fn platform_lines(r: &Stored, q: &LogQuery, keep: impl Fn(i64, i64) -> bool) -> Vec<LogLine> {
+    let rec = &r.record;
+    let Some(p) = r.platform.filter(|_| {
+        q.function.as_ref().is_none_or(|f| rec.function == *f)
+            && q.invocation_id.as_ref().is_none_or(|id| rec.id == *id)
+    }) else {
+        return Vec::new();
+    };
+    let (since, until) = (q.since.map(ts_to_db), q.until.map(ts_to_db));
+    let start_at = p.start_at;
+    [
+        (r.first_seq() + p.init_lines, start_at, Derived::Start),
+        (r.seq - 1, p.ended_at, Derived::End),
+        (r.seq, p.ended_at, Derived::Report),
+    ]
+    .into_iter()
+    .filter(|&(seq, at, _)| {
+        since.is_none_or(|t| at >= t) && until.is_none_or(|t| at < t) && keep(seq, at)
+    })
+    .filter_map(|(seq, at, kind)| {
+        let message = message(rec, kind);
+        q.text
             .as_ref()
-            .is_none_or(|id| l.invocation_id == *id)
-        && q.text
-            .as_ref()
-            .is_none_or(|t| l.message.contains(t.as_str()))
-        && q.since.is_none_or(|t| l.timestamp >= t)
-        && q.until.is_none_or(|t| l.timestamp < t)
+            .is_none_or(|t| message.contains(t.as_str()))
+            .then(|| LogLine {
+                seq: u64::try_from(seq).unwrap_or(0),
+                invocation_id: rec.id.clone(),
+                app: rec.app.clone(),
+                function: rec.function.clone(),
+                stream: LogStream::Platform,
+                timestamp: ts_from_db(at, "ts").unwrap_or(rec.started_at),
+                message,
+                trace_id: rec.trace_id.clone(),
+            })
+    })
+    .collect()
 }
 
 /// A line's newest-first order key.
@@ -163,18 +184,14 @@ async fn derived_newest(
     if q.stream.is_some_and(|s| s != LogStream::Platform) {
         return Ok(Vec::new());
     }
-    let before_cursor = |l: &LogLine| {
-        q.cursor
-            .is_none_or(|c| (ts_to_db(l.timestamp), seq_to_db(l.seq)) < (c.time_us, c.seq))
-    };
+    let before_cursor = |seq: i64, at: i64| q.cursor.is_none_or(|c| (at, seq) < (c.time_us, c.seq));
     let mut found: Vec<LogLine> = Vec::new();
     let take = |records: Vec<Stored>, found: &mut Vec<LogLine>| {
         found.extend(
             records
                 .iter()
                 .filter(|r| r.record.app == app)
-                .flat_map(platform_lines)
-                .filter(|l| derived_matches(q, l) && before_cursor(l)),
+                .flat_map(|r| platform_lines(r, q, before_cursor)),
         );
         found.sort_unstable_by_key(newest_key);
         found.truncate(limit);
@@ -284,8 +301,7 @@ pub(super) async fn tail(
                 seg.records()?
                     .iter()
                     .filter(|r| r.seq > low && r.seq <= high)
-                    .flat_map(platform_lines)
-                    .filter(|l| l.seq > after && derived_matches(q, l)),
+                    .flat_map(|r| platform_lines(r, q, |seq, _| seq > low)),
             );
             Ok(true)
         })
