@@ -81,9 +81,13 @@ async fn fetch_stored(
 }
 
 /// A duration in µs as Lambda prints milliseconds: two decimals, half up.
-fn ms(us: u64) -> String {
-    let r = us.saturating_add(5);
-    format!("{}.{:02}", r / 1000, r / 10 % 100)
+struct Ms(u64);
+
+impl std::fmt::Display for Ms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0.saturating_add(5);
+        write!(f, "{}.{:02}", r / 1000, r / 10 % 100)
+    }
 }
 
 /// One of a record's derived platform lines.
@@ -94,75 +98,86 @@ enum Derived {
     Report,
 }
 
-/// The text of a record's derived line `kind`.
-fn message(rec: &InvocationRecord, kind: Derived) -> String {
+/// Writes the text of a record's derived line `kind` to `out`.
+fn write_message(out: &mut String, rec: &InvocationRecord, kind: Derived) -> std::fmt::Result {
+    use std::fmt::Write;
     match kind {
-        Derived::Start => {
-            let version = rec
-                .version
-                .map_or_else(|| "$LATEST".to_string(), |v| v.to_string());
-            format!("START RequestId: {} Version: {version}", rec.id)
-        }
-        Derived::End => format!("END RequestId: {}", rec.id),
+        Derived::Start => match rec.version {
+            Some(v) => write!(out, "START RequestId: {} Version: {v}", rec.id),
+            None => write!(out, "START RequestId: {} Version: $LATEST", rec.id),
+        },
+        Derived::End => write!(out, "END RequestId: {}", rec.id),
         Derived::Report => {
-            let mut report = format!(
+            write!(
+                out,
                 "REPORT RequestId: {}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
                 rec.id,
-                ms(rec.duration_us),
+                Ms(rec.duration_us),
                 rec.billed_ms().max(1),
                 rec.memory_mb
-            );
+            )?;
             if let Some(m) = rec.max_memory_mb {
-                report.push_str(&format!("\tMax Memory Used: {m} MB"));
+                write!(out, "\tMax Memory Used: {m} MB")?;
             }
-            if let Some(init) = rec.init_duration_us {
-                report.push_str(&format!("\tInit Duration: {} ms", ms(init)));
+            match rec.init_duration_us {
+                Some(init) => write!(out, "\tInit Duration: {} ms", Ms(init)),
+                None => Ok(()),
             }
-            report
         }
     }
 }
 
-/// The `START`, `END` and `REPORT` lines of a record that pass the filters of `q`
-/// other than the cursor, and `keep` (given a line's seq and capture time, unix µs).
-/// Lines are checked by record, seq and time before their text is formatted, and by
-/// text before they are built, so a scan that keeps few costs little per record.
-fn platform_lines(r: &Stored, q: &LogQuery, keep: impl Fn(i64, i64) -> bool) -> Vec<LogLine> {
-    let rec = &r.record;
-    let Some(p) = r.platform.filter(|_| {
-        q.function.as_ref().is_none_or(|f| rec.function == *f)
-            && q.invocation_id.as_ref().is_none_or(|id| rec.id == *id)
-    }) else {
-        return Vec::new();
-    };
-    let (since, until) = (q.since.map(ts_to_db), q.until.map(ts_to_db));
-    let start_at = p.start_at;
-    [
-        (r.first_seq() + p.init_lines, start_at, Derived::Start),
-        (r.seq - 1, p.ended_at, Derived::End),
-        (r.seq, p.ended_at, Derived::Report),
-    ]
-    .into_iter()
-    .filter(|&(seq, at, _)| {
-        since.is_none_or(|t| at >= t) && until.is_none_or(|t| at < t) && keep(seq, at)
-    })
-    .filter_map(|(seq, at, kind)| {
-        let message = message(rec, kind);
-        q.text
-            .as_ref()
-            .is_none_or(|t| message.contains(t.as_str()))
-            .then(|| LogLine {
+/// Derives records' `START`, `END` and `REPORT` lines, formatting their text in one
+/// reused buffer so that a scan copies out only the lines it keeps.
+#[derive(Default)]
+struct Deriver {
+    buf: String,
+}
+
+impl Deriver {
+    /// The platform lines of `r` that pass the filters of `q` other than the cursor,
+    /// and `keep` (given a line's seq and capture time, unix µs). Lines are checked by
+    /// record, seq and time before their text is formatted, and by text before they
+    /// are built.
+    fn lines(&mut self, r: &Stored, q: &LogQuery, keep: impl Fn(i64, i64) -> bool) -> Vec<LogLine> {
+        let rec = &r.record;
+        let Some(p) = r.platform.filter(|_| {
+            q.function.as_ref().is_none_or(|f| rec.function == *f)
+                && q.invocation_id.as_ref().is_none_or(|id| rec.id == *id)
+        }) else {
+            return Vec::new();
+        };
+        let (since, until) = (q.since.map(ts_to_db), q.until.map(ts_to_db));
+        let mut out = Vec::new();
+        for (seq, at, kind) in [
+            (r.first_seq() + p.init_lines, p.start_at, Derived::Start),
+            (r.seq - 1, p.ended_at, Derived::End),
+            (r.seq, p.ended_at, Derived::Report),
+        ] {
+            if since.is_some_and(|t| at < t) || until.is_some_and(|t| at >= t) || !keep(seq, at) {
+                continue;
+            }
+            self.buf.clear();
+            if write_message(&mut self.buf, rec, kind).is_err()
+                || q.text
+                    .as_ref()
+                    .is_some_and(|t| !self.buf.contains(t.as_str()))
+            {
+                continue;
+            }
+            out.push(LogLine {
                 seq: u64::try_from(seq).unwrap_or(0),
                 invocation_id: rec.id.clone(),
                 app: rec.app.clone(),
                 function: rec.function.clone(),
                 stream: LogStream::Platform,
                 timestamp: ts_from_db(at, "ts").unwrap_or(rec.started_at),
-                message,
+                message: self.buf.clone(),
                 trace_id: rec.trace_id.clone(),
-            })
-    })
-    .collect()
+            });
+        }
+        out
+    }
 }
 
 /// A line's newest-first order key.
@@ -186,12 +201,13 @@ async fn derived_newest(
     }
     let before_cursor = |seq: i64, at: i64| q.cursor.is_none_or(|c| (at, seq) < (c.time_us, c.seq));
     let mut found: Vec<LogLine> = Vec::new();
-    let take = |records: Vec<Stored>, found: &mut Vec<LogLine>| {
+    let mut deriver = Deriver::default();
+    let mut take = |records: Vec<Stored>, found: &mut Vec<LogLine>| {
         found.extend(
             records
                 .iter()
                 .filter(|r| r.record.app == app)
-                .flat_map(|r| platform_lines(r, q, before_cursor)),
+                .flat_map(|r| deriver.lines(r, q, before_cursor)),
         );
         found.sort_unstable_by_key(newest_key);
         found.truncate(limit);
@@ -293,6 +309,7 @@ pub(super) async fn tail(
     if q.stream.is_none_or(|s| s == LogStream::Platform) {
         // Blocks do not cross `upper`, so a derived line is in the window when its
         // record is and the line is after `after`.
+        let mut deriver = Deriver::default();
         segments::after_seq(conn, app, q.function.as_deref(), low, |seg| {
             if seg.key > high {
                 return Ok(false);
@@ -301,7 +318,7 @@ pub(super) async fn tail(
                 seg.records()?
                     .iter()
                     .filter(|r| r.seq > low && r.seq <= high)
-                    .flat_map(|r| platform_lines(r, q, |seq, _| seq > low)),
+                    .flat_map(|r| deriver.lines(r, q, |seq, _| seq > low)),
             );
             Ok(true)
         })
