@@ -145,10 +145,16 @@ pub struct InvocationRecord {
     pub max_memory_mb: Option<u64>,
 }
 
+/// The billed duration of a wall-clock duration in µs: rounded up to the next
+/// millisecond.
+pub fn billed_ms(duration_us: u64) -> u64 {
+    duration_us.div_ceil(1000)
+}
+
 impl InvocationRecord {
     /// Billed duration: the wall-clock duration rounded up to the next millisecond.
     pub fn billed_ms(&self) -> u64 {
-        self.duration_us.div_ceil(1000)
+        billed_ms(self.duration_us)
     }
 
     /// Memory × billed duration, in MiB·ms (1 GB-second = 1,024,000 MiB·ms).

@@ -9,10 +9,10 @@
 
 use super::logs::{last_seq, seq_to_db};
 use super::records::DEFAULT_LIMIT;
-use super::segments::{self, Bounds, Key, Stored};
+use super::segments::{self, Bounds, Key, Segment, View};
 use super::util::{col, corrupt, db, require_scope, ts_from_db, ts_to_db, u64_to_db};
 use arcus_core::Result;
-use arcus_core::record::{InvocationRecord, LogLine, LogStream};
+use arcus_core::record::{LogLine, LogStream, billed_ms};
 use arcus_core::stats::{Cursor, Page};
 use arcus_core::store::{LogQuery, LogTail};
 use sqlx::sqlite::{Sqlite, SqliteRow};
@@ -99,27 +99,27 @@ enum Derived {
 }
 
 /// Writes the text of a record's derived line `kind` to `out`.
-fn write_message(out: &mut String, rec: &InvocationRecord, kind: Derived) -> std::fmt::Result {
+fn write_message(out: &mut String, v: &View<'_>, kind: Derived) -> std::fmt::Result {
     use std::fmt::Write;
     match kind {
-        Derived::Start => match rec.version {
-            Some(v) => write!(out, "START RequestId: {} Version: {v}", rec.id),
-            None => write!(out, "START RequestId: {} Version: $LATEST", rec.id),
+        Derived::Start => match v.version {
+            Some(n) => write!(out, "START RequestId: {} Version: {n}", v.id),
+            None => write!(out, "START RequestId: {} Version: $LATEST", v.id),
         },
-        Derived::End => write!(out, "END RequestId: {}", rec.id),
+        Derived::End => write!(out, "END RequestId: {}", v.id),
         Derived::Report => {
             write!(
                 out,
                 "REPORT RequestId: {}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
-                rec.id,
-                Ms(rec.duration_us),
-                rec.billed_ms().max(1),
-                rec.memory_mb
+                v.id,
+                Ms(v.duration_us),
+                billed_ms(v.duration_us).max(1),
+                v.memory_mb
             )?;
-            if let Some(m) = rec.max_memory_mb {
+            if let Some(m) = v.max_memory_mb {
                 write!(out, "\tMax Memory Used: {m} MB")?;
             }
-            match rec.init_duration_us {
+            match v.init_duration_us {
                 Some(init) => write!(out, "\tInit Duration: {} ms", Ms(init)),
                 None => Ok(()),
             }
@@ -127,56 +127,70 @@ fn write_message(out: &mut String, rec: &InvocationRecord, kind: Derived) -> std
     }
 }
 
-/// Derives records' `START`, `END` and `REPORT` lines, formatting their text in one
-/// reused buffer so that a scan copies out only the lines it keeps.
+/// Derives records' `START`, `END` and `REPORT` lines from segments, reading records
+/// without copying them and formatting the lines' text in one reused buffer, so that
+/// a scan copies out only the lines it keeps.
 #[derive(Default)]
 struct Deriver {
     buf: String,
 }
 
 impl Deriver {
-    /// The platform lines of `r` that pass the filters of `q` other than the cursor,
-    /// and `keep` (given a line's seq and capture time, unix µs). Lines are checked by
-    /// record, seq and time before their text is formatted, and by text before they
-    /// are built.
-    fn lines(&mut self, r: &Stored, q: &LogQuery, keep: impl Fn(i64, i64) -> bool) -> Vec<LogLine> {
-        let rec = &r.record;
-        let Some(p) = r.platform.filter(|_| {
-            q.function.as_ref().is_none_or(|f| rec.function == *f)
-                && q.invocation_id.as_ref().is_none_or(|id| rec.id == *id)
-        }) else {
-            return Vec::new();
-        };
-        let (since, until) = (q.since.map(ts_to_db), q.until.map(ts_to_db));
-        let mut out = Vec::new();
-        for (seq, at, kind) in [
-            (r.first_seq() + p.init_lines, p.start_at, Derived::Start),
-            (r.seq - 1, p.ended_at, Derived::End),
-            (r.seq, p.ended_at, Derived::Report),
-        ] {
-            if since.is_some_and(|t| at < t) || until.is_some_and(|t| at >= t) || !keep(seq, at) {
-                continue;
-            }
-            self.buf.clear();
-            if write_message(&mut self.buf, rec, kind).is_err()
-                || q.text
-                    .as_ref()
-                    .is_some_and(|t| !self.buf.contains(t.as_str()))
-            {
-                continue;
-            }
-            out.push(LogLine {
-                seq: u64::try_from(seq).unwrap_or(0),
-                invocation_id: rec.id.clone(),
-                app: rec.app.clone(),
-                function: rec.function.clone(),
-                stream: LogStream::Platform,
-                timestamp: ts_from_db(at, "ts").unwrap_or(rec.started_at),
-                message: self.buf.clone(),
-                trace_id: rec.trace_id.clone(),
-            });
+    /// The platform lines of the records of `seg` that pass `record` (given a record's
+    /// seq) and of those lines the ones that pass the filters of `q` other than the
+    /// cursor and `keep` (given a line's seq and capture time, unix µs). Lines are
+    /// checked by record, seq and time before their text is formatted, and by text
+    /// before they are built.
+    fn lines(
+        &mut self,
+        seg: &Segment,
+        q: &LogQuery,
+        record: impl Fn(i64) -> bool,
+        keep: impl Fn(i64, i64) -> bool,
+        out: &mut Vec<LogLine>,
+    ) -> Result<()> {
+        if q.function.as_ref().is_some_and(|f| seg.function != *f) {
+            return Ok(());
         }
-        out
+        let (since, until) = (q.since.map(ts_to_db), q.until.map(ts_to_db));
+        seg.each(|v| {
+            let Some(p) = v
+                .platform
+                .filter(|_| record(v.seq) && q.invocation_id.as_ref().is_none_or(|id| v.id == id))
+            else {
+                return Ok(());
+            };
+            for (seq, at, kind) in [
+                (v.first_seq() + p.init_lines, p.start_at, Derived::Start),
+                (v.seq - 1, p.ended_at, Derived::End),
+                (v.seq, p.ended_at, Derived::Report),
+            ] {
+                let in_range = since.is_none_or(|t| at >= t) && until.is_none_or(|t| at < t);
+                if !in_range || !keep(seq, at) {
+                    continue;
+                }
+                self.buf.clear();
+                if write_message(&mut self.buf, v, kind).is_err()
+                    || q.text
+                        .as_ref()
+                        .is_some_and(|t| !self.buf.contains(t.as_str()))
+                {
+                    continue;
+                }
+                let timestamp = ts_from_db(at, "ts")?;
+                out.push(LogLine {
+                    seq: u64::try_from(seq).unwrap_or(0),
+                    invocation_id: v.id.to_string(),
+                    app: seg.app.clone(),
+                    function: seg.function.clone(),
+                    stream: LogStream::Platform,
+                    timestamp,
+                    message: self.buf.clone(),
+                    trace_id: v.trace_id.map(str::to_string),
+                });
+            }
+            Ok(())
+        })
     }
 }
 
@@ -202,19 +216,17 @@ async fn derived_newest(
     let before_cursor = |seq: i64, at: i64| q.cursor.is_none_or(|c| (at, seq) < (c.time_us, c.seq));
     let mut found: Vec<LogLine> = Vec::new();
     let mut deriver = Deriver::default();
-    let mut take = |records: Vec<Stored>, found: &mut Vec<LogLine>| {
-        found.extend(
-            records
-                .iter()
-                .filter(|r| r.record.app == app)
-                .flat_map(|r| deriver.lines(r, q, before_cursor)),
-        );
-        found.sort_unstable_by_key(newest_key);
-        found.truncate(limit);
+    let mut take = |seg: &Segment, found: &mut Vec<LogLine>| -> Result<()> {
+        if seg.app == app {
+            deriver.lines(seg, q, |_| true, before_cursor, found)?;
+            found.sort_unstable_by_key(newest_key);
+            found.truncate(limit);
+        }
+        Ok(())
     };
     if let Some(id) = &q.invocation_id {
         if let Some(seg) = segments::by_id(conn, id).await? {
-            take(seg.records()?, &mut found);
+            take(&seg, &mut found)?;
         }
         return Ok(found);
     }
@@ -232,7 +244,7 @@ async fn derived_newest(
         {
             return Ok(false);
         }
-        take(seg.records()?, &mut found);
+        take(&seg, &mut found)?;
         Ok(true)
     })
     .await?;
@@ -314,12 +326,8 @@ pub(super) async fn tail(
             if seg.key > high {
                 return Ok(false);
             }
-            lines.extend(
-                seg.records()?
-                    .iter()
-                    .filter(|r| r.seq > low && r.seq <= high)
-                    .flat_map(|r| deriver.lines(r, q, |seq, _| seq > low)),
-            );
+            let in_window = |seq| seq > low && seq <= high;
+            deriver.lines(&seg, q, in_window, |seq, _| seq > low, &mut lines)?;
             Ok(true)
         })
         .await?;

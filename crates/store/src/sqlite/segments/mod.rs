@@ -48,13 +48,25 @@ impl Segment {
 
     /// Its records that pass `keep`, in seq order: only those are copied out.
     pub fn records_where(&self, keep: impl Fn(&View<'_>) -> bool) -> Result<Vec<Stored>> {
-        let wires: Vec<Wire<Text<'_>>> =
-            serde_json::from_str(&self.text).map_err(|_| corrupt("records"))?;
-        wires
-            .into_iter()
-            .filter(|w| keep(&w.view()))
-            .map(|w| w.into_stored(&self.app, &self.function))
-            .collect()
+        let mut kept = Vec::new();
+        for w in self.wires()? {
+            if keep(&w.view()?) {
+                kept.push(w.into_stored(&self.app, &self.function)?);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Calls `f` with a view of each of its records, in seq order, copying nothing.
+    pub fn each(&self, mut f: impl FnMut(&View<'_>) -> Result<()>) -> Result<()> {
+        for w in self.wires()? {
+            f(&w.view()?)?;
+        }
+        Ok(())
+    }
+
+    fn wires(&self) -> Result<Vec<Wire<Text<'_>>>> {
+        serde_json::from_str(&self.text).map_err(|_| corrupt("records"))
     }
 }
 

@@ -150,7 +150,8 @@ impl Text<'_> {
     }
 }
 
-/// The fields of a stored record that listings filter on, read without copying.
+/// The fields of a stored record that listings filter on and platform lines are
+/// derived from, read without copying.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::sqlite) struct View<'a> {
     pub seq: i64,
@@ -159,23 +160,42 @@ pub(in crate::sqlite) struct View<'a> {
     pub trigger: &'a str,
     pub status: &'a str,
     pub error_code: Option<&'a str>,
+    pub duration_us: u64,
     pub cold_start: bool,
     /// Start time, unix µs.
     pub started: i64,
+    pub memory_mb: u32,
+    pub trace_id: Option<&'a str>,
+    pub init_duration_us: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+    pub platform: Option<Platform>,
+}
+
+impl View<'_> {
+    /// The first seq of its block that a read can show (`START`'s, or the record's).
+    pub fn first_seq(&self) -> i64 {
+        block_start(self.seq, self.platform)
+    }
 }
 
 impl<'a> Wire<Text<'a>> {
-    pub(super) fn view(&self) -> View<'_> {
-        View {
+    pub(super) fn view(&self) -> Result<View<'_>> {
+        Ok(View {
             seq: self.0,
             id: &self.1.0,
             version: self.2,
             trigger: &self.3.0,
             status: &self.4.0,
             error_code: self.5.as_ref().map(|t| &*t.0),
+            duration_us: self.7,
             cold_start: self.8,
             started: self.9,
-        }
+            memory_mb: self.10,
+            trace_id: self.12.as_ref().map(|t| &*t.0),
+            init_duration_us: self.13,
+            max_memory_mb: self.14,
+            platform: platform(self.15, self.16, self.17, self.9)?,
+        })
     }
 
     pub(super) fn into_stored(self, app: &str, function: &str) -> Result<Stored> {
@@ -199,20 +219,9 @@ impl<'a> Wire<Text<'a>> {
             ended_at,
             init,
         ) = self;
-        let (init_lines, start_at) = init.unwrap_or((0, started_at));
-        let platform = match (lines, ended_at) {
-            (Some(lines), Some(ended_at)) => Some(Platform {
-                lines,
-                ended_at,
-                init_lines,
-                start_at,
-            }),
-            (None, _) => None,
-            (Some(_), None) => return Err(corrupt("records")),
-        };
         Ok(Stored {
             seq,
-            platform,
+            platform: platform(lines, ended_at, init, started_at)?,
             record: InvocationRecord {
                 id: id.owned(),
                 app: app.to_string(),
@@ -232,5 +241,26 @@ impl<'a> Wire<Text<'a>> {
                 max_memory_mb,
             },
         })
+    }
+}
+
+/// A record's [`Platform`] from its wire fields (captured lines, end, lines before
+/// `START` and its time) and start time.
+fn platform(
+    lines: Option<i64>,
+    ended_at: Option<i64>,
+    init: Option<(i64, i64)>,
+    started_at: i64,
+) -> Result<Option<Platform>> {
+    let (init_lines, start_at) = init.unwrap_or((0, started_at));
+    match (lines, ended_at) {
+        (Some(lines), Some(ended_at)) => Ok(Some(Platform {
+            lines,
+            ended_at,
+            init_lines,
+            start_at,
+        })),
+        (None, _) => Ok(None),
+        (Some(_), None) => Err(corrupt("records")),
     }
 }
