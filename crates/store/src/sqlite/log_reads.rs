@@ -136,11 +136,10 @@ struct Deriver {
 }
 
 impl Deriver {
-    /// The platform lines of the records of `seg` that pass `record` (given a record's
-    /// seq) and of those lines the ones that pass the filters of `q` other than the
-    /// cursor and `keep` (given a line's seq and capture time, unix µs). Lines are
-    /// checked by record, seq and time before their text is formatted, and by text
-    /// before they are built.
+    /// Appends to `out` the platform lines of the records of `seg` whose seq passes
+    /// `record` that pass the filters of `q` other than the cursor, and `keep` (given a
+    /// line's seq and capture time, unix µs). Lines are checked by record, seq and time
+    /// before their text is formatted, and by text before they are built.
     fn lines(
         &mut self,
         seg: &Segment,
