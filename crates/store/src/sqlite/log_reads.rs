@@ -353,11 +353,12 @@ async fn window_end(conn: &mut SqliteConnection, app: &str, after: u64, last: u6
     let high = seq_to_db(upper);
     let mut next = None;
     segments::after_seq(conn, app, None, high, |seg| {
-        next = seg
-            .records()?
-            .iter()
-            .find(|r| r.platform.is_some() && r.seq > high)
-            .map(|r| (r.first_seq(), r.seq));
+        seg.each(|v| {
+            if next.is_none() && v.platform.is_some() && v.seq > high {
+                next = Some((v.first_seq(), v.seq));
+            }
+            Ok(())
+        })?;
         Ok(next.is_none())
     })
     .await?;

@@ -39,11 +39,6 @@ impl Stored {
     pub fn started(&self) -> i64 {
         ts_to_db(self.record.started_at)
     }
-
-    /// The first seq of its block that a read can show (`START`'s, or the record's).
-    pub fn first_seq(&self) -> i64 {
-        block_start(self.seq, self.platform)
-    }
 }
 
 /// The first seq a read can show of the block of record seq `seq`.
